@@ -1,0 +1,107 @@
+"""The exception tree: every error names the feed, rule file or channel it is about.
+
+    NewswatchError
+    ├── ConfigError          config.yaml is invalid          (path, line)
+    ├── RuleError            a rule file is invalid          (path, line, column)
+    │   └── QuerySyntaxError a query does not parse          (column inside the query)
+    ├── FeedError            one feed could not be polled    (feed name, url)
+    │   ├── FetchError       network, HTTP status, size or time limits
+    │   └── ParseError       the body is not a usable feed
+    ├── SlackError           one post failed                 (channel)
+    │   ├── SlackTransientError   try again later (5xx, timeouts, rate limits)
+    │   └── SlackPermanentError   will not succeed as is (channel_not_found, invalid_auth, ...)
+    └── StoreError           the database is unusable
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class NewswatchError(Exception):
+    """Base of every error Newswatch raises on purpose."""
+
+
+class ConfigError(NewswatchError):
+    def __init__(self, path: Path | str, reason: str, line: int | None = None) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        self.line = line
+        where = f"{self.path}:{line}" if line else str(self.path)
+        super().__init__(f"{where}: {reason}")
+
+
+class QuerySyntaxError(NewswatchError):
+    """A query string does not parse; `column` is 1-based within the query text."""
+
+    def __init__(self, reason: str, column: int) -> None:
+        self.reason = reason
+        self.column = column
+        super().__init__(f"column {column}: {reason}")
+
+
+class RuleError(NewswatchError):
+    def __init__(
+        self, path: Path | str, reason: str, line: int | None = None, column: int | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        self.line = line
+        self.column = column
+        where = str(self.path)
+        if line:
+            where += f":{line}"
+            if column:
+                where += f":{column}"
+        super().__init__(f"{where}: {reason}")
+
+
+class FeedError(NewswatchError):
+    def __init__(self, feed: str, url: str, reason: str) -> None:
+        self.feed = feed
+        self.url = url
+        self.reason = reason
+        super().__init__(f"feed {feed} ({url}): {reason}")
+
+
+class FetchError(FeedError):
+    """The feed could not be fetched: network error, HTTP status, size or time limit."""
+
+    def __init__(
+        self,
+        feed: str,
+        url: str,
+        reason: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(feed, url, reason)
+
+
+class ParseError(FeedError):
+    """The body is not a feed we can read anything from."""
+
+
+class SlackError(NewswatchError):
+    def __init__(self, channel: str, reason: str) -> None:
+        self.channel = channel
+        self.reason = reason
+        super().__init__(f"slack channel {channel}: {reason}")
+
+
+class SlackTransientError(SlackError):
+    """Worth retrying later; `retry_after` seconds when Slack said so."""
+
+    def __init__(self, channel: str, reason: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(channel, reason)
+
+
+class SlackPermanentError(SlackError):
+    """Will not succeed until something changes (channel, token, message)."""
+
+
+class StoreError(NewswatchError):
+    """The database cannot be opened or migrated."""

@@ -1,0 +1,152 @@
+"""Frozen value types passed between the pipeline stages (all datetimes are aware UTC)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+FIELDS: tuple[str, ...] = ("title", "summary", "content")
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """One entry of `feeds:` in config.yaml."""
+
+    name: str
+    url: str  # http(s) URL, or an absolute local file path
+    interval: timedelta
+    backlog: timedelta | None  # None: alert on every article of the first poll
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What the fetcher got: a body, or `not_modified` for a 304."""
+
+    url: str  # final URL after redirects
+    status: int
+    body: bytes
+    headers: dict[str, str]  # lower-cased names
+    etag: str | None
+    last_modified: str | None
+    not_modified: bool = False
+
+
+@dataclass(frozen=True)
+class RawEntry:
+    """One entry as the feed states it (HTML left in, nothing trusted)."""
+
+    guid: str | None
+    link: str | None
+    title: str
+    summary_html: str
+    content_html: str
+    published: datetime | None  # as the feed dates it, converted to UTC when it could be
+    author: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """A parsed feed: its own title and link, entries, and whether the XML was broken."""
+
+    title: str
+    link: str | None
+    entries: tuple[RawEntry, ...]
+    bozo: bool = False
+    bozo_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Article:
+    """A normalized article: plain text fields, safe link, stable identity."""
+
+    feed: str
+    feed_key: str  # unique within the feed: guid, else link, else content hash
+    cross_key: str  # same article in any feed: canonical link, else content hash
+    title: str
+    link: str | None  # http(s) only, canonical form as published (not stripped)
+    summary: str
+    content: str
+    published: datetime | None
+    source: str  # display name of the outlet (feed title, else feed name)
+
+    def field_text(self, name: str) -> str:
+        return str(getattr(self, name))
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One occurrence of a query term: `field` text[start:end]."""
+
+    term: str  # the term as written in the query
+    field: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    """A rule that matched an article, with the terms that fired."""
+
+    rule: str
+    terms: tuple[str, ...]  # distinct terms in query order
+    hits: tuple[Hit, ...]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A validated watch rule from rules/*.yaml."""
+
+    name: str
+    query: str
+    channel: str
+    fields: tuple[str, ...] = FIELDS
+    feeds: tuple[str, ...] | None = None  # None: every feed
+    path: str = ""
+    expr: object = field(default=None, compare=False, repr=False)  # compiled query
+
+
+@dataclass(frozen=True)
+class AlertContent:
+    """Everything a Slack message about one article in one channel needs."""
+
+    channel: str
+    title: str
+    link: str | None
+    source: str
+    published: datetime | None
+    rules: tuple[str, ...]
+    terms: tuple[str, ...]
+    summary: tuple[str, ...]  # 1-3 sentences; matched terms marked with \x02 ... \x03
+
+
+@dataclass(frozen=True)
+class Message:
+    """A rendered Slack message: escaped fallback text and Block Kit blocks."""
+
+    channel: str
+    text: str
+    blocks: tuple[dict[str, object], ...]
+
+
+@dataclass(frozen=True)
+class PostResult:
+    channel: str
+    ts: str | None
+    channel_id: str | None = None
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `10m`, `2h`, `7d`, or a bare number of seconds."""
+    text = str(text).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if text and text[-1] in units:
+        number, unit = text[:-1], units[text[-1]]
+    else:
+        number, unit = text, 1
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 10m, 2h, 7d)") from None
+    if value < 0:
+        raise ValueError(f"duration must not be negative: {text!r}")
+    return timedelta(seconds=value * unit)
