@@ -16,7 +16,8 @@ run: $(STAMP)           ## run the bot on config.yaml (terminal output when SLAC
 	$(BIN)/newswatch --config config.yaml run
 
 demo: $(STAMP)          ## offline demo: one poll of the bundled example feed, alerts in the terminal
-	$(BIN)/newswatch --config examples/demo-config.yaml run --once
+	rm -f examples/demo.db examples/demo.db-wal examples/demo.db-shm
+	env -u SLACK_BOT_TOKEN $(BIN)/newswatch --config examples/demo-config.yaml run --once
 
 test: $(STAMP)          ## lint, type-check and run the whole test suite
 	$(BIN)/ruff check bot tests benchmarks

@@ -120,6 +120,14 @@ class AlertContent:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """An article from a feed and the alert it would raise in each channel (maybe none)."""
+
+    article: Article
+    alerts: tuple[AlertContent, ...]
+
+
+@dataclass(frozen=True)
 class Message:
     """A rendered Slack message: escaped fallback text and Block Kit blocks."""
 

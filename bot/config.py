@@ -1,0 +1,216 @@
+"""config.yaml → a validated, typed Config (paths resolved against the config file)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError
+from bot.models import FeedConfig, parse_duration
+from bot.yamlfile import Document, YamlProblem, read_yaml
+
+DEFAULT_INTERVAL = timedelta(minutes=10)
+MIN_INTERVAL = timedelta(seconds=30)
+DEFAULT_BACKLOG = timedelta(hours=24)
+DEFAULT_FETCH_DEADLINE = 30.0
+DEFAULT_MAX_FEED_BYTES = 10 * 1024 * 1024
+FEED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+CHANNEL = re.compile(r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{6,})$")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    default_channel: str
+    admin_channel: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    deadline: float = DEFAULT_FETCH_DEADLINE
+    max_bytes: int = DEFAULT_MAX_FEED_BYTES
+    allow_private: tuple[Network, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    rules_dir: Path
+    database: Path
+    slack: SlackConfig
+    feeds: tuple[FeedConfig, ...]
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    display_timezone: str = "UTC"
+    workers: int = 0  # 0: one parsing process per core
+
+    def feed(self, name: str) -> FeedConfig:
+        for feed in self.feeds:
+            if feed.name == name:
+                return feed
+        raise KeyError(name)
+
+
+TOP_KEYS = {"rules", "database", "slack", "feeds", "fetch", "display_timezone", "workers"}
+SLACK_KEYS = {"default_channel", "admin_channel"}
+FEED_KEYS = {"name", "url", "interval", "backlog"}
+FETCH_KEYS = {"deadline", "max_bytes", "allow_private"}
+
+
+def valid_channel(value: object) -> bool:
+    return isinstance(value, str) and bool(CHANNEL.match(value))
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate config.yaml; raise ConfigError naming file, line and reason."""
+    path = Path(path).resolve()
+    try:
+        doc = read_yaml(path)
+    except YamlProblem as exc:
+        raise ConfigError(path, exc.reason, exc.line) from exc
+    return _ConfigReader(doc).read()
+
+
+class _ConfigReader:
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.base = doc.path.parent
+
+    def fail(self, reason: str, *keys: object) -> ConfigError:
+        return ConfigError(self.doc.path, reason, self.doc.line(*keys) if keys else None)
+
+    def mapping(self, value: Any, allowed: set[str], *keys: object) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            where = ".".join(str(k) for k in keys) or "the file"
+            raise self.fail(f"{where} must be a mapping of keys to values", *keys)
+        for key in value:
+            if key not in allowed:
+                raise ConfigError(
+                    self.doc.path,
+                    f"unknown key {key!r} (expected one of: {', '.join(sorted(allowed))})",
+                    self.doc.key_line(*keys, key),
+                )
+        return value
+
+    def read(self) -> Config:
+        top = self.mapping(self.doc.data, TOP_KEYS)
+        for required in ("slack", "feeds"):
+            if required not in top:
+                raise self.fail(f"missing required key {required!r}")
+        slack = self.mapping(top["slack"], SLACK_KEYS, "slack")
+        if not valid_channel(slack.get("default_channel")):
+            raise self.fail(
+                "slack.default_channel must be a channel like '#news-alerts' or an ID",
+                "slack",
+                *(["default_channel"] if "default_channel" in slack else []),
+            )
+        admin = slack.get("admin_channel")
+        if admin is not None and not valid_channel(admin):
+            raise self.fail("slack.admin_channel must be a channel", "slack", "admin_channel")
+        feeds_value = top["feeds"]
+        if not isinstance(feeds_value, list):
+            raise self.fail("feeds must be a list", "feeds")
+        feeds = tuple(self.feed(item, i) for i, item in enumerate(feeds_value))
+        seen: set[str] = set()
+        for i, feed in enumerate(feeds):
+            if feed.name in seen:
+                raise self.fail(f"duplicate feed name {feed.name!r}", "feeds", i, "name")
+            seen.add(feed.name)
+        workers = top.get("workers", 0)
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+            raise self.fail("workers must be a whole number (0: one per core)", "workers")
+        tz = top.get("display_timezone", "UTC")
+        if not isinstance(tz, str) or not _known_timezone(tz):
+            raise self.fail(f"unknown display_timezone {tz!r}", "display_timezone")
+        return Config(
+            path=self.doc.path,
+            rules_dir=self.path_value(top.get("rules", "rules/"), "rules"),
+            database=self.path_value(top.get("database", "newswatch.db"), "database"),
+            slack=SlackConfig(slack["default_channel"], admin),
+            feeds=feeds,
+            fetch=self.fetch(top.get("fetch", {})),
+            display_timezone=tz,
+            workers=workers,
+        )
+
+    def path_value(self, value: Any, key: str) -> Path:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(f"{key} must be a path", key)
+        return (self.base / value).resolve()
+
+    def duration(self, value: Any, *keys: object) -> timedelta:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.fail(str(exc), *keys) from None
+
+    def feed(self, item: Any, index: int) -> FeedConfig:
+        item = self.mapping(item, FEED_KEYS, "feeds", index)
+        name = item.get("name")
+        if not isinstance(name, str) or not FEED_NAME.match(name):
+            raise self.fail(
+                "each feed needs a name of letters, digits, '.', '_' or '-'", "feeds", index
+            )
+        url = item.get("url")
+        if not isinstance(url, str) or not url.strip():
+            raise self.fail(f"feed {name!r} needs a url", "feeds", index)
+        url = url.strip()
+        if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", url):
+            if not url.lower().startswith(("http://", "https://")):
+                raise self.fail(
+                    f"feed {name!r}: only http(s) URLs or local file paths", "feeds", index, "url"
+                )
+        else:
+            url = str((self.base / url).resolve())
+        interval = self.duration(item.get("interval", "10m"), "feeds", index, "interval")
+        if interval < MIN_INTERVAL:
+            raise self.fail(
+                f"feed {name!r}: interval must be at least {MIN_INTERVAL.seconds}s",
+                "feeds",
+                index,
+                "interval",
+            )
+        backlog_value = item.get("backlog", None)
+        backlog: timedelta | None
+        if backlog_value is None:
+            backlog = DEFAULT_BACKLOG
+        elif backlog_value == "all":
+            backlog = None
+        else:
+            backlog = self.duration(backlog_value, "feeds", index, "backlog")
+        return FeedConfig(name=name, url=url, interval=interval, backlog=backlog)
+
+    def fetch(self, value: Any) -> FetchConfig:
+        fetch = self.mapping(value, FETCH_KEYS, "fetch")
+        deadline = fetch.get("deadline", DEFAULT_FETCH_DEADLINE)
+        if isinstance(deadline, str):
+            deadline = self.duration(deadline, "fetch", "deadline").total_seconds()
+        if not isinstance(deadline, int | float) or isinstance(deadline, bool) or deadline <= 0:
+            raise self.fail("fetch.deadline must be a positive duration", "fetch", "deadline")
+        max_bytes = fetch.get("max_bytes", DEFAULT_MAX_FEED_BYTES)
+        if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes <= 0:
+            raise self.fail("fetch.max_bytes must be a positive number", "fetch", "max_bytes")
+        networks: list[Network] = []
+        allow = fetch.get("allow_private", [])
+        if not isinstance(allow, list):
+            raise self.fail("fetch.allow_private must be a list of networks", "fetch")
+        for i, net in enumerate(allow):
+            try:
+                networks.append(ipaddress.ip_network(str(net), strict=False))
+            except ValueError:
+                raise self.fail(f"not a network: {net!r}", "fetch", "allow_private", i) from None
+        return FetchConfig(float(deadline), max_bytes, tuple(networks))
+
+
+def _known_timezone(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

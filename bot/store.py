@@ -1,0 +1,460 @@
+"""State in SQL (SQLite by default): feeds, seen articles, the alert outbox, notices.
+
+Portable SQLAlchemy Core: the same tables and statements serve PostgreSQL; every write that may
+race another instance is idempotent (unique keys with ON CONFLICT DO NOTHING).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from bot.errors import StoreError
+from bot.models import AlertContent, Article
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, whatever the backend stores."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version", metadata, sa.Column("version", sa.Integer, primary_key=True)
+)
+
+feeds = sa.Table(
+    "feeds",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("first_polled_at", UTCDateTime),
+    sa.Column("last_polled_at", UTCDateTime),
+    sa.Column("last_success_at", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_error_at", UTCDateTime),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("articles_seen", sa.Integer, nullable=False, server_default="0"),
+)
+
+seen_articles = sa.Table(
+    "seen_articles",
+    metadata,
+    sa.Column("feed", sa.String(64), primary_key=True),
+    sa.Column("feed_key", sa.Text, primary_key=True),
+    sa.Column("cross_key", sa.Text, nullable=False),
+    sa.Column("first_seen_at", UTCDateTime, nullable=False),
+    sa.Index("ix_seen_cross_key", "cross_key"),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("channel", sa.String(100), nullable=False),
+    sa.Column("cross_key", sa.Text, nullable=False),
+    sa.Column("feed", sa.String(64), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),  # AlertContent as JSON
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("slack_ts", sa.String(64)),
+    sa.Column("slack_channel_id", sa.String(32)),
+    sa.UniqueConstraint("channel", "cross_key", name="uq_alert_channel_article"),
+    sa.Index("ix_alerts_due", "status", "next_attempt_at"),
+)
+
+notices = sa.Table(
+    "notices",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+)
+
+rule_snapshots = sa.Table(
+    "rule_snapshots",
+    metadata,
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("saved_at", UTCDateTime, nullable=False),
+)
+
+
+def _migration_1(conn: Connection) -> None:
+    """The first schema: every table above as it stands at version 1."""
+    metadata.create_all(conn, tables=[feeds, seen_articles, alerts, notices, rule_snapshots])
+
+
+# Append-only: a migration, once released, is never edited; the next change is _migration_2.
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _migration_1),)
+
+
+@dataclass(frozen=True)
+class FeedState:
+    name: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+    first_polled_at: datetime | None
+    last_polled_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    articles_seen: int
+
+
+@dataclass(frozen=True)
+class PendingAlert:
+    id: int
+    channel: str
+    content: AlertContent
+    attempts: int
+
+
+@dataclass(frozen=True)
+class AlertCounts:
+    pending: int
+    sent: int
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    """The one gateway to the database; every method is a short transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._insert: Callable[..., Any] = (
+            postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        )
+
+    @classmethod
+    def open(cls, where: Path | str) -> Store:
+        """Open (creating and migrating) a SQLite file path or any SQLAlchemy database URL."""
+        url = str(where)
+        if "://" not in url:
+            Path(url).parent.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{url}"
+        try:
+            engine = sa.create_engine(url)
+            if engine.dialect.name == "sqlite":
+                sa.event.listen(engine, "connect", _set_sqlite_pragmas)
+            store = cls(engine)
+            store.migrate()
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot open database {where}: {exc}") from exc
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def migrate(self) -> int:
+        with self._tx() as conn:
+            schema_version.create(conn, checkfirst=True)
+            current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+            for version, step in MIGRATIONS:
+                if version > current:
+                    step(conn)
+                    conn.execute(schema_version.insert().values(version=version))
+                    current = version
+        return current
+
+    # Feeds -----------------------------------------------------------------------------------
+
+    def feed_state(self, name: str) -> FeedState | None:
+        with self._tx() as conn:
+            row = conn.execute(sa.select(feeds).where(feeds.c.name == name)).mappings().first()
+        return None if row is None else FeedState(**row)
+
+    def feed_states(self) -> list[FeedState]:
+        with self._tx() as conn:
+            rows = conn.execute(sa.select(feeds).order_by(feeds.c.name)).mappings().all()
+        return [FeedState(**row) for row in rows]
+
+    def _touch_feed(self, conn: Connection, name: str, url: str) -> None:
+        conn.execute(self._insert(feeds).values(name=name, url=url).on_conflict_do_nothing())
+
+    def record_not_modified(self, name: str, url: str, now: datetime) -> None:
+        with self._tx() as conn:
+            self._touch_feed(conn, name, url)
+            conn.execute(
+                feeds.update()
+                .where(feeds.c.name == name)
+                .values(url=url, last_polled_at=now, last_success_at=now, consecutive_failures=0)
+            )
+
+    def record_failure(self, name: str, url: str, reason: str, now: datetime) -> int:
+        """Record a failed poll; returns the number of failures in a row."""
+        with self._tx() as conn:
+            self._touch_feed(conn, name, url)
+            conn.execute(
+                feeds.update()
+                .where(feeds.c.name == name)
+                .values(
+                    url=url,
+                    last_polled_at=now,
+                    last_error=reason,
+                    last_error_at=now,
+                    consecutive_failures=feeds.c.consecutive_failures + 1,
+                )
+            )
+            return int(
+                conn.execute(
+                    sa.select(feeds.c.consecutive_failures).where(feeds.c.name == name)
+                ).scalar_one()
+            )
+
+    # Articles and the outbox -----------------------------------------------------------------
+
+    def unseen(self, feed: str, keys: Sequence[str]) -> set[str]:
+        """The feed keys among `keys` that this feed has never delivered before."""
+        if not keys:
+            return set()
+        found: set[str] = set()
+        with self._tx() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                found.update(
+                    conn.execute(
+                        sa.select(seen_articles.c.feed_key).where(
+                            seen_articles.c.feed == feed, seen_articles.c.feed_key.in_(chunk)
+                        )
+                    ).scalars()
+                )
+        return set(keys) - found
+
+    def record_poll(
+        self,
+        feed: str,
+        url: str,
+        articles: Sequence[Article],
+        new_alerts: Sequence[tuple[Article, AlertContent]],
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        now: datetime,
+    ) -> int:
+        """In ONE transaction: mark articles seen, queue their alerts, record the feed's success.
+
+        Returns how many alerts were queued (an alert already queued for the same article in
+        the same channel — e.g. from another feed — is not queued twice).
+        """
+        queued = 0
+        with self._tx() as conn:
+            self._touch_feed(conn, feed, url)
+            if articles:
+                conn.execute(
+                    self._insert(seen_articles).on_conflict_do_nothing(),
+                    [
+                        {
+                            "feed": feed,
+                            "feed_key": a.feed_key,
+                            "cross_key": a.cross_key,
+                            "first_seen_at": now,
+                        }
+                        for a in articles
+                    ],
+                )
+            for article, content in new_alerts:
+                result = conn.execute(
+                    self._insert(alerts)
+                    .values(
+                        channel=content.channel,
+                        cross_key=article.cross_key,
+                        feed=feed,
+                        content=encode_content(content),
+                        status="pending",
+                        attempts=0,
+                        next_attempt_at=now,
+                        created_at=now,
+                    )
+                    .on_conflict_do_nothing()
+                )
+                queued += max(result.rowcount, 0)
+            conn.execute(
+                feeds.update()
+                .where(feeds.c.name == feed)
+                .values(
+                    url=url,
+                    etag=etag,
+                    last_modified=last_modified,
+                    first_polled_at=sa.func.coalesce(feeds.c.first_polled_at, now),
+                    last_polled_at=now,
+                    last_success_at=now,
+                    consecutive_failures=0,
+                    articles_seen=feeds.c.articles_seen + len(articles),
+                )
+            )
+        return queued
+
+    def due_alerts(self, now: datetime, limit: int = 100) -> list[PendingAlert]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(alerts.c.id, alerts.c.channel, alerts.c.content, alerts.c.attempts)
+                .where(alerts.c.status == "pending", alerts.c.next_attempt_at <= now)
+                .order_by(alerts.c.id)
+                .limit(limit)
+            ).all()
+        return [PendingAlert(r.id, r.channel, decode_content(r.content), r.attempts) for r in rows]
+
+    def mark_sent(
+        self, alert_id: int, ts: str | None, channel_id: str | None, now: datetime
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                alerts.update()
+                .where(alerts.c.id == alert_id)
+                .values(
+                    status="sent",
+                    sent_at=now,
+                    slack_ts=ts,
+                    slack_channel_id=channel_id,
+                    attempts=alerts.c.attempts + 1,
+                    last_error=None,
+                )
+            )
+
+    def mark_failed(self, alert_id: int, reason: str, retry_at: datetime) -> None:
+        """The alert stays pending; it is tried again at `retry_at`."""
+        with self._tx() as conn:
+            conn.execute(
+                alerts.update()
+                .where(alerts.c.id == alert_id)
+                .values(attempts=alerts.c.attempts + 1, last_error=reason, next_attempt_at=retry_at)
+            )
+
+    def alert_counts(self) -> AlertCounts:
+        with self._tx() as conn:
+            rows: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(alerts.c.status, sa.func.count()).group_by(alerts.c.status)
+                ).all()
+            )
+        return AlertCounts(pending=rows.get("pending", 0), sent=rows.get("sent", 0))
+
+    def next_due_at(self) -> datetime | None:
+        with self._tx() as conn:
+            value: datetime | None = conn.execute(
+                sa.select(sa.func.min(alerts.c.next_attempt_at)).where(alerts.c.status == "pending")
+            ).scalar()
+        return None if value is None else value.replace(tzinfo=UTC)
+
+    # Notices and rule snapshots -------------------------------------------------------------
+
+    def set_notice(self, key: str, active: bool, message: str, now: datetime) -> bool:
+        """Record a problem as raised or cleared; True when that is a change worth telling."""
+        with self._tx() as conn:
+            row = conn.execute(sa.select(notices.c.active).where(notices.c.key == key)).first()
+            if row is None and not active:
+                return False
+            if row is not None and bool(row.active) == active:
+                return False
+            values = {"active": active, "message": message, "changed_at": now}
+            if row is None:
+                conn.execute(
+                    self._insert(notices).values(key=key, **values).on_conflict_do_nothing()
+                )
+            else:
+                conn.execute(notices.update().where(notices.c.key == key).values(**values))
+        return True
+
+    def active_notices(self) -> list[tuple[str, str]]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(notices.c.key, notices.c.message)
+                .where(notices.c.active.is_(True))
+                .order_by(notices.c.key)
+            ).all()
+        return [(r.key, r.message) for r in rows]
+
+    def save_rule_snapshots(self, sources: dict[str, str], now: datetime) -> None:
+        """Remember the text of rule files that loaded cleanly (their last good version)."""
+        if not sources:
+            return
+        with self._tx() as conn:
+            for path, source in sources.items():
+                stmt = self._insert(rule_snapshots).values(path=path, source=source, saved_at=now)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["path"],
+                        set_={"source": stmt.excluded.source, "saved_at": stmt.excluded.saved_at},
+                    )
+                )
+
+    def rule_snapshots(self) -> dict[str, str]:
+        with self._tx() as conn:
+            return dict(
+                conn.execute(sa.select(rule_snapshots.c.path, rule_snapshots.c.source)).all()
+            )
+
+
+def encode_content(content: AlertContent) -> str:
+    return json.dumps(
+        {
+            "channel": content.channel,
+            "title": content.title,
+            "link": content.link,
+            "source": content.source,
+            "published": content.published.isoformat() if content.published else None,
+            "rules": list(content.rules),
+            "terms": list(content.terms),
+            "summary": list(content.summary),
+        },
+        ensure_ascii=False,
+    )
+
+
+def decode_content(text: str) -> AlertContent:
+    data = json.loads(text)
+    published = data.get("published")
+    return AlertContent(
+        channel=data["channel"],
+        title=data["title"],
+        link=data.get("link"),
+        source=data["source"],
+        published=datetime.fromisoformat(published) if published else None,
+        rules=tuple(data["rules"]),
+        terms=tuple(data["terms"]),
+        summary=tuple(data["summary"]),
+    )

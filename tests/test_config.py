@@ -1,0 +1,94 @@
+"""config.yaml validation: typed values, paths relative to the file, errors with their line."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import DEFAULT_BACKLOG, load_config
+from bot.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+MINIMAL = """\
+rules: my-rules/
+database: state/nw.db
+slack:
+  default_channel: "#news-alerts"
+feeds:
+  - name: local
+    url: feeds/local.xml
+    interval: 2m
+  - name: remote
+    url: https://example.com/rss.xml
+    backlog: all
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_paths_are_resolved_relative_to_the_config_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.rules_dir == (tmp_path / "my-rules").resolve()
+    assert config.database == (tmp_path / "state" / "nw.db").resolve()
+    assert config.feeds[0].url == str((tmp_path / "feeds" / "local.xml").resolve())
+    assert config.feeds[1].url == "https://example.com/rss.xml"
+
+
+def test_intervals_and_backlogs_are_typed(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.feeds[0].interval == timedelta(minutes=2)
+    assert config.feeds[0].backlog == DEFAULT_BACKLOG
+    assert config.feeds[1].backlog is None  # "all"
+    assert config.feeds[1].interval == timedelta(minutes=10)
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "reason"),
+    [
+        (("  default_channel", "  default_chanel"), 4, "unknown key 'default_chanel'"),
+        (("interval: 2m", "interval: soon"), 8, "not a duration"),
+        (("interval: 2m", "interval: 5s"), 8, "at least 30s"),
+        (("url: https://example.com/rss.xml", "url: ftp://example.com/x"), 10, "only http(s)"),
+        (("name: remote", "name: local"), 9, "duplicate feed name"),
+        (("rules: my-rules/", "rules: my-rules/\nrules: other/"), 2, "duplicate key"),
+    ],
+)
+def test_errors_name_the_file_line_and_reason(
+    tmp_path: Path, edit: tuple[str, str], line: int, reason: str
+) -> None:
+    path = write(tmp_path, MINIMAL.replace(*edit))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.path == path.resolve()
+    assert caught.value.line == line
+    assert reason in caught.value.reason
+
+
+def test_missing_slack_section_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="missing required key 'slack'"):
+        load_config(write(tmp_path, "feeds: []\n"))
+
+
+def test_allow_private_takes_networks(tmp_path: Path) -> None:
+    text = MINIMAL + "fetch:\n  allow_private: [127.0.0.0/8, '::1']\n  deadline: 5s\n"
+    config = load_config(write(tmp_path, text))
+    assert [str(n) for n in config.fetch.allow_private] == ["127.0.0.0/8", "::1/128"]
+    assert config.fetch.deadline == 5.0
+
+
+def test_shipped_config_is_valid() -> None:
+    config = load_config(REPO / "config.yaml")
+    assert config.feeds, "the shipped config lists real feeds"
+    assert all(f.url.startswith("https://") for f in config.feeds)
+
+
+def test_demo_config_is_valid() -> None:
+    config = load_config(REPO / "examples" / "demo-config.yaml")
+    assert Path(config.feeds[0].url).is_file()

@@ -1,0 +1,137 @@
+"""The SQLite store: migrations, idempotent seen/outbox writes, notices, rule snapshots."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.models import AlertContent, Article
+from bot.store import Store, decode_content, encode_content
+
+NOW = datetime(2025, 7, 31, 6, 0, tzinfo=UTC)
+
+
+def article(key: str, cross: str | None = None, feed: str = "wire") -> Article:
+    return Article(
+        feed=feed,
+        feed_key=key,
+        cross_key=cross or f"url:https://example.com/{key}",
+        title=f"Title {key}",
+        link=f"https://example.com/{key}",
+        summary="",
+        content="",
+        published=NOW,
+        source="Wire",
+    )
+
+
+def content(channel: str = "#korea-security", title: str = "Title") -> AlertContent:
+    return AlertContent(
+        channel=channel,
+        title=title,
+        link="https://example.com/a",
+        source="Wire",
+        published=NOW,
+        rules=("usfk",),
+        terms=("28,500",),
+        summary=("About \x0228,500\x03 troops.",),
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store.open(tmp_path / "state.db")
+    yield s
+    s.close()
+
+
+def test_migrations_run_once_and_are_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    assert Store.open(path).migrate() == 1
+    reopened = Store.open(path)
+    assert reopened.migrate() == 1  # nothing left to apply
+    reopened.close()
+
+
+def test_seen_articles_survive_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    first = Store.open(path)
+    first.record_poll("wire", "u", [article("a")], [], etag='"v1"', last_modified=None, now=NOW)
+    first.close()
+    second = Store.open(path)
+    assert second.unseen("wire", ["a", "b"]) == {"b"}
+    state = second.feed_state("wire")
+    assert state is not None and state.etag == '"v1"' and state.first_polled_at == NOW
+    second.close()
+
+
+def test_seen_is_per_feed(store: Store) -> None:
+    store.record_poll("wire", "u", [article("a")], [], etag=None, last_modified=None, now=NOW)
+    assert store.unseen("other", ["a"]) == {"a"}
+
+
+def test_one_alert_per_channel_and_article_even_from_two_feeds(store: Store) -> None:
+    a1, a2 = article("a", "url:https://x/1", "wire"), article("zz", "url:https://x/1", "agency")
+    queued1 = store.record_poll(
+        "wire", "u", [a1], [(a1, content())], etag=None, last_modified=None, now=NOW
+    )
+    queued2 = store.record_poll(
+        "agency", "u2", [a2], [(a2, content())], etag=None, last_modified=None, now=NOW
+    )
+    other_channel = store.record_poll(
+        "agency", "u2", [], [(a2, content("#other"))], etag=None, last_modified=None, now=NOW
+    )
+    assert (queued1, queued2, other_channel) == (1, 0, 1)
+    assert store.alert_counts().pending == 2
+
+
+def test_pending_alerts_come_due_in_order_and_are_marked_sent(store: Store) -> None:
+    arts = [article(k) for k in "abc"]
+    store.record_poll(
+        "wire",
+        "u",
+        arts,
+        [(a, content(title=a.feed_key)) for a in arts],
+        etag=None,
+        last_modified=None,
+        now=NOW,
+    )
+    due = store.due_alerts(NOW)
+    assert [d.content.title for d in due] == ["a", "b", "c"]
+    store.mark_sent(due[0].id, "1.0001", "C1", NOW)
+    store.mark_failed(due[1].id, "ratelimited", NOW + timedelta(seconds=30))
+    assert [d.content.title for d in store.due_alerts(NOW)] == ["c"]
+    assert [d.content.title for d in store.due_alerts(NOW + timedelta(seconds=30))] == ["b", "c"]
+    assert store.due_alerts(NOW + timedelta(seconds=30))[0].attempts == 1
+    assert store.alert_counts().sent == 1
+
+
+def test_failures_count_up_and_success_resets_them(store: Store) -> None:
+    assert store.record_failure("wire", "u", "HTTP 500", NOW) == 1
+    assert store.record_failure("wire", "u", "HTTP 500", NOW) == 2
+    store.record_not_modified("wire", "u", NOW)
+    state = store.feed_state("wire")
+    assert state is not None and state.consecutive_failures == 0
+    assert state.first_polled_at is None  # a 304 or failure is not a first successful poll
+
+
+def test_notices_are_told_once_per_change(store: Store) -> None:
+    assert store.set_notice("feed:x", True, "down", NOW) is True
+    assert store.set_notice("feed:x", True, "down", NOW) is False
+    assert store.active_notices() == [("feed:x", "down")]
+    assert store.set_notice("feed:x", False, "up", NOW) is True
+    assert store.set_notice("feed:x", False, "up", NOW) is False
+    assert store.set_notice("feed:never", False, "up", NOW) is False
+
+
+def test_rule_snapshots_are_replaced_by_newer_good_versions(store: Store) -> None:
+    store.save_rule_snapshots({"/r/a.yaml": "v1"}, NOW)
+    store.save_rule_snapshots({"/r/a.yaml": "v2"}, NOW)
+    assert store.rule_snapshots() == {"/r/a.yaml": "v2"}
+
+
+def test_alert_content_round_trips_through_json() -> None:
+    original = content()
+    assert decode_content(encode_content(original)) == original
