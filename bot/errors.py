@@ -1,16 +1,16 @@
 """The exception tree: every error names the feed, rule file or channel it is about.
 
-    NewswatchError
-    ├── ConfigError          config.yaml is invalid          (path, line)
-    ├── RuleError            a rule file is invalid          (path, line, column)
-    │   └── QuerySyntaxError a query does not parse          (column inside the query)
-    ├── FeedError            one feed could not be polled    (feed name, url)
-    │   ├── FetchError       network, HTTP status, size or time limits
-    │   └── ParseError       the body is not a usable feed
-    ├── SlackError           one post failed                 (channel)
-    │   ├── SlackTransientError   try again later (5xx, timeouts, rate limits)
-    │   └── SlackPermanentError   will not succeed as is (channel_not_found, invalid_auth, ...)
-    └── StoreError           the database is unusable
+NewswatchError
+├── ConfigError          config.yaml is invalid          (path, line)
+├── RuleError            a rule file is invalid          (path, line, column)
+│   └── QuerySyntaxError a query does not parse          (column inside the query)
+├── FeedError            one feed could not be polled    (feed name, url)
+│   ├── FetchError       network, HTTP status, size or time limits
+│   └── ParseError       the body is not a usable feed
+├── SlackError           one post failed                 (channel)
+│   ├── SlackTransientError   try again later (5xx, timeouts, rate limits)
+│   └── SlackPermanentError   will not succeed as is (channel_not_found, invalid_auth, ...)
+└── StoreError           the database is unusable
 """
 
 from __future__ import annotations
@@ -101,6 +101,14 @@ class SlackTransientError(SlackError):
 
 class SlackPermanentError(SlackError):
     """Will not succeed until something changes (channel, token, message)."""
+
+
+class SlackUnknownOutcomeError(SlackTransientError):
+    """The request may have reached Slack (connection dropped, timed out): reconcile first."""
+
+
+class SlackCredentialError(SlackPermanentError):
+    """The token is invalid, revoked or lacks a scope: no post can succeed until it changes."""
 
 
 class StoreError(NewswatchError):

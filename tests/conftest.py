@@ -9,6 +9,8 @@ import pytest
 
 from bot.clock import FixedClock
 
+pytest_plugins = ["tests.slackdouble"]
+
 
 @pytest.fixture
 def clock() -> Iterator[FixedClock]:
