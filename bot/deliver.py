@@ -33,7 +33,7 @@ def retry_delay(attempts: int, retry_after: float | None, rng: random.Random) ->
     if retry_after is not None and retry_after > 0:
         told = min(timedelta(seconds=retry_after), RETRY_AFTER_CAP)
         return told + timedelta(seconds=rng.uniform(0, 1))
-    backoff = min(RETRY_BASE * (2 ** min(attempts, 20)), RETRY_CAP)
+    backoff = min(RETRY_BASE * (1 << min(attempts, 20)), RETRY_CAP)
     return backoff * rng.uniform(0.8, 1.2)
 
 

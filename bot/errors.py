@@ -16,10 +16,25 @@ NewswatchError
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class NewswatchError(Exception):
-    """Base of every error Newswatch raises on purpose."""
+    """Base of every error Newswatch raises on purpose.
+
+    Errors cross process boundaries (parsing runs in worker processes), so they pickle with all
+    their attributes rather than with their constructor arguments.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), str(self), dict(self.__dict__)))
+
+
+def _restore(cls: type[NewswatchError], message: str, state: dict[str, Any]) -> NewswatchError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(NewswatchError):

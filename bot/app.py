@@ -1,0 +1,131 @@
+"""Wires config, rules, store, fetcher, worker pool and sender into a running bot."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from datetime import tzinfo
+from zoneinfo import ZoneInfo
+
+from bot.clock import Clock, SystemClock
+from bot.config import Config
+from bot.deliver import DeliveryReport, deliver_due
+from bot.fetch import Fetcher, FetchPolicy
+from bot.models import FeedConfig
+from bot.poll import PollOutcome, poll_feed
+from bot.rules import load_rules
+from bot.runtime import Runtime, make_worker_pool
+from bot.scheduler import Scheduler
+from bot.slack import Sender, SlackSender, TerminalSender
+from bot.store import Store
+
+log = logging.getLogger("newswatch")
+
+
+def make_sender(env: Mapping[str, str], tz: tzinfo) -> Sender:
+    """Slack when SLACK_BOT_TOKEN is set (SLACK_API_URL overrides the API), else the terminal."""
+    token = env.get("SLACK_BOT_TOKEN", "").strip()
+    if not token:
+        return TerminalSender(sys.stdout, tz=tz)
+    return SlackSender(token, base_url=env.get("SLACK_API_URL") or None, tz=tz)
+
+
+def fetch_policy(config: Config) -> FetchPolicy:
+    return FetchPolicy(
+        deadline=config.fetch.deadline,
+        max_bytes=config.fetch.max_bytes,
+        allow_private=config.fetch.allow_private,
+    )
+
+
+class App:
+    """The bot: `run_once()` for one pass over every feed, `run_forever()` on the scheduler."""
+
+    def __init__(self, config: Config, rt: Runtime, fetcher: Fetcher) -> None:
+        self.config = config
+        self.rt = rt
+        self.fetcher = fetcher
+        self._deliver_lock = asyncio.Lock()
+
+    @classmethod
+    def create(
+        cls,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        sender: Sender | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> App:
+        tz = ZoneInfo(config.display_timezone)
+        rt = Runtime(
+            clock=clock or SystemClock(),
+            store=Store.open(config.database),
+            sender=sender or make_sender(os.environ if env is None else env, tz),
+            admin_channel=config.slack.admin_channel,
+            make_workers=lambda: make_worker_pool(config.workers),
+        )
+        return cls(config, rt, Fetcher(fetch_policy(config)))
+
+    async def load_rules(self) -> None:
+        """(Re)load rules: good files take effect, broken ones keep their last good version."""
+        rt, config = self.rt, self.config
+        snapshots = await rt.db(rt.store.rule_snapshots)
+        ruleset = load_rules(
+            config.rules_dir,
+            config.slack.default_channel,
+            previous=rt.rules if rt.rules.rules else None,
+            known_feeds=[f.name for f in config.feeds],
+            snapshots=snapshots,
+        )
+        await rt.db(rt.store.save_rule_snapshots, dict(ruleset.sources), rt.clock.now())
+        rt.rules = ruleset
+        broken = set()
+        for error in ruleset.errors:
+            broken.add(str(error.path))
+            kept = (
+                " (its last good version keeps running)" if str(error.path) in ruleset.stale else ""
+            )
+            await rt.notice(f"rule:{error.path}", f"rule file {error}{kept}")
+        for key, _ in await rt.db(rt.store.active_notices):
+            path = key.removeprefix("rule:")
+            if key.startswith("rule:") and path not in broken:
+                await rt.resolve(key, f"rule file {path} loads again")
+        log.info("rules loaded: %d active, %d with errors", len(ruleset.rules), len(ruleset.errors))
+
+    async def poll(self, feed: FeedConfig) -> PollOutcome:
+        outcome = await poll_feed(self.rt, self.fetcher, feed)
+        if outcome.queued:
+            await self.deliver()
+        return outcome
+
+    async def deliver(self) -> DeliveryReport:
+        async with self._deliver_lock:  # one pass at a time keeps each channel in order
+            return await deliver_due(self.rt)
+
+    async def run_once(self) -> list[PollOutcome]:
+        """Poll every feed once (concurrently), deliver what is due, and return."""
+        await self.load_rules()
+        outcomes = await asyncio.gather(*(self.poll(feed) for feed in self.config.feeds))
+        await self.deliver()
+        return list(outcomes)
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        await self.load_rules()
+        scheduler = Scheduler(self.config.feeds, self.poll, self.deliver)
+        scheduler.start()
+        log.info(
+            "newswatch running: %d feeds, %d rules",
+            len(self.config.feeds),
+            len(self.rt.rules.rules),
+        )
+        try:
+            await stop.wait()
+        finally:
+            scheduler.shutdown()
+
+    async def close(self) -> None:
+        await self.fetcher.aclose()
+        await self.rt.close()

@@ -1,0 +1,222 @@
+"""The `newswatch` command: parses arguments and wires the parts; holds no logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from bot import __version__
+from bot.app import App, fetch_policy
+from bot.clock import SystemClock
+from bot.config import Config, FetchConfig, load_config
+from bot.errors import ConfigError, FeedError, NewswatchError, RuleError
+from bot.fetch import Fetcher, FetchPolicy
+from bot.models import FeedConfig, Rule
+from bot.normalize import normalize_entries
+from bot.parse import parse_feed
+from bot.rules import load_rule, rule_files
+from bot.work import matches_for
+
+DEFAULT_CONFIG = "config.yaml"
+MATCH_DEFAULT_CHANNEL = "#news-alerts"  # `match` without a config: channels do not matter
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return int(args.func(args))
+    except (ConfigError, NewswatchError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="newswatch", description="Polls news feeds, matches watch rules, posts to Slack."
+    )
+    parser.add_argument("--version", action="version", version=f"newswatch {__version__}")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.yaml")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="poll feeds on their schedule and post alerts")
+    run.add_argument("--once", action="store_true", help="poll every feed once, deliver, exit")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check", help="validate config.yaml and every rule file")
+    check.set_defaults(func=cmd_check)
+
+    match = sub.add_parser("match", help="show which rules match the articles of feeds")
+    match.add_argument("sources", nargs="+", metavar="SOURCE", help="feed file or URL")
+    match.add_argument("--rules", type=Path, help="rules folder (default: from the config)")
+    match.add_argument("--json", action="store_true", help="one JSON object per match")
+    match.set_defaults(func=cmd_match)
+
+    status = sub.add_parser("status", help="feeds, pending alerts and open problems")
+    status.set_defaults(func=cmd_status)
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    return asyncio.run(_run(config, once=args.once))
+
+
+async def _run(config: Config, *, once: bool) -> int:
+    app = App.create(config)
+    try:
+        if once:
+            outcomes = await app.run_once()
+            return 1 if outcomes and all(o.status == "error" for o in outcomes) else 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await app.run_forever(stop)
+        return 0
+    finally:
+        await app.close()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Strict: every problem in config.yaml and every rule file, each with file:line:column."""
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc)
+        return 1
+    problems: list[str] = []
+    files = rule_files(config.rules_dir)
+    if not config.rules_dir.is_dir():
+        problems.append(f"{config.rules_dir}: rules folder does not exist")
+    names: dict[str, Path] = {}
+    feeds = [f.name for f in config.feeds]
+    for path in files:
+        try:
+            rule = load_rule(path, config.slack.default_channel, feeds)
+        except RuleError as exc:
+            problems.append(str(exc))
+            continue
+        if rule.name in names:
+            problems.append(
+                f"{path}: duplicate rule name {rule.name!r} (also in {names[rule.name]})"
+            )
+        names.setdefault(rule.name, path)
+    for problem in problems:
+        print(problem)
+    ok = len(files) - sum(1 for p in problems if not p.endswith("does not exist"))
+    print(f"{len(config.feeds)} feeds, {ok} of {len(files)} rules OK, {len(problems)} problems")
+    return 1 if problems else 0
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    config_path = Path(args.config)
+    if config_path.exists():
+        config = load_config(config_path)
+        rules_dir, channel = config.rules_dir, config.slack.default_channel
+        policy = fetch_policy(config)
+    elif args.rules is not None:
+        rules_dir, channel = args.rules, MATCH_DEFAULT_CHANNEL
+        policy = FetchPolicy(deadline=FetchConfig().deadline, max_bytes=FetchConfig().max_bytes)
+    else:
+        raise ConfigError(config_path, "no config file; name a rules folder with --rules")
+    rules_dir = args.rules or rules_dir
+    rules: list[Rule] = []
+    errors = 0
+    for path in rule_files(rules_dir):
+        try:
+            rules.append(load_rule(path, channel))
+        except RuleError as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+            errors += 1
+    return asyncio.run(_match(args.sources, rules, policy, as_json=args.json)) or (
+        1 if errors else 0
+    )
+
+
+async def _match(
+    sources: Sequence[str], rules: list[Rule], policy: FetchPolicy, *, as_json: bool
+) -> int:
+    fetcher = Fetcher(policy)
+    failed = 0
+    now = SystemClock().now()
+    try:
+        for source in sources:
+            url = source if "://" in source else str(Path(source).resolve())
+            feed = FeedConfig(
+                name=_source_name(source), url=url, interval=timedelta(0), backlog=None
+            )
+            try:
+                fetched = await fetcher.fetch(feed.name, feed.url, etag=None, last_modified=None)
+                parsed = parse_feed(fetched.body, fetched.headers, feed=feed.name, url=fetched.url)
+            except FeedError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            for article in normalize_entries(parsed, feed.name, now):
+                for rule, match in matches_for(article, rules):
+                    if as_json:
+                        print(
+                            json.dumps(
+                                {
+                                    "rule": rule.name,
+                                    "channel": rule.channel,
+                                    "source": source,
+                                    "title": article.title,
+                                    "link": article.link,
+                                    "published": article.published.isoformat()
+                                    if article.published
+                                    else None,
+                                    "matched": list(match.terms),
+                                },
+                                ensure_ascii=False,
+                            )
+                        )
+                    else:
+                        terms = ", ".join(match.terms)
+                        print(f"{rule.name}: {article.title}\n    {article.link or '-'}")
+                        print(f"    matched: {terms}")
+    finally:
+        await fetcher.aclose()
+    return 1 if failed else 0
+
+
+def _source_name(source: str) -> str:
+    name = Path(source.split("?")[0].rstrip("/")).name or "source"
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in name)[:64] or "source"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from bot.store import Store
+
+    config = load_config(args.config)
+    store = Store.open(config.database)
+    try:
+        counts = store.alert_counts()
+        print(f"alerts: {counts.pending} pending, {counts.sent} sent")
+        for state in store.feed_states():
+            status = "failing" if state.consecutive_failures else "ok"
+            last = state.last_success_at.isoformat() if state.last_success_at else "never"
+            line = f"feed {state.name}: {status}, last success {last}, seen {state.articles_seen}"
+            if state.last_error and state.consecutive_failures:
+                line += f", {state.consecutive_failures} failures, last error: {state.last_error}"
+            print(line)
+        for key, message in store.active_notices():
+            print(f"problem [{key}]: {message}")
+    finally:
+        store.close()
+    return 0

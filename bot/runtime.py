@@ -1,0 +1,86 @@
+"""The running bot's shared parts: clock, store, worker pools, HTTP client, sender, notices."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+
+from bot.clock import Clock
+from bot.rules import RuleSet
+from bot.slack import Sender
+from bot.store import Store
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+log = logging.getLogger("newswatch")
+
+
+def make_worker_pool(workers: int) -> Executor:
+    """Processes for parsing and matching, so CPU work never stalls the event loop."""
+    count = workers or max(1, os.cpu_count() or 1)
+    return ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn"))
+
+
+@dataclass
+class Runtime:
+    clock: Clock
+    store: Store
+    sender: Sender
+    admin_channel: str | None
+    make_workers: Callable[[], Executor]
+    rules: RuleSet = field(default_factory=RuleSet)
+    db_thread: Executor = field(default_factory=lambda: ThreadPoolExecutor(1, "newswatch-db"))
+
+    def __post_init__(self) -> None:
+        self.workers = self.make_workers()
+
+    async def db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a store call on the database thread (one at a time, off the event loop)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.db_thread, functools.partial(fn, *args, **kwargs))
+
+    async def cpu(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run pure CPU-bound work in the worker pool; a pool whose worker died is replaced."""
+        loop = asyncio.get_running_loop()
+        workers = self.workers
+        try:
+            return await loop.run_in_executor(workers, fn, *args)
+        except BrokenExecutor:
+            if self.workers is workers:
+                log.error("a worker process died; starting a new pool")
+                workers.shutdown(wait=False, cancel_futures=True)
+                self.workers = self.make_workers()
+            raise
+
+    async def notice(self, key: str, message: str, *, active: bool = True) -> None:
+        """Tell the operator about a problem (active) or its end, once each: log + admin channel."""
+        changed = await self.db(self.store.set_notice, key, active, message, self.clock.now())
+        if not changed:
+            return
+        if active:
+            log.warning("notice: %s", message)
+        else:
+            log.info("notice resolved: %s", message)
+        if self.admin_channel:
+            prefix = "Problem" if active else "Resolved"
+            try:
+                await self.sender.send_notice(self.admin_channel, f"{prefix}: {message}")
+            except Exception as exc:  # a notice must never break the loop that raised it
+                log.warning("could not post notice to %s: %s", self.admin_channel, exc)
+
+    async def resolve(self, key: str, message: str) -> None:
+        await self.notice(key, message, active=False)
+
+    async def close(self) -> None:
+        await self.sender.close()
+        self.workers.shutdown(wait=True, cancel_futures=True)
+        self.db_thread.shutdown(wait=True)
+        self.store.close()

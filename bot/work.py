@@ -1,0 +1,67 @@
+"""The CPU-bound part of a poll, run in a worker process: parse → normalize → match → summarize."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.match import Document, match_rule
+from bot.models import AlertContent, Article, Candidate, Rule, RuleMatch
+from bot.normalize import normalize_entries
+from bot.parse import parse_feed
+from bot.summarize import summarize
+
+
+@dataclass(frozen=True)
+class Processed:
+    candidates: tuple[Candidate, ...]
+    bozo_reason: str | None  # the feed was broken but still readable
+
+
+def process_body(
+    body: bytes,
+    headers: dict[str, str],
+    feed: str,
+    url: str,
+    rules: Sequence[Rule],
+    now: datetime,
+) -> Processed:
+    """Everything between the fetched bytes and the store; raises ParseError for a non-feed."""
+    parsed = parse_feed(body, headers, feed=feed, url=url)
+    articles = normalize_entries(parsed, feed, now)
+    candidates = tuple(Candidate(a, alerts_for(a, rules)) for a in articles)
+    return Processed(candidates, parsed.bozo_reason if parsed.bozo else None)
+
+
+def matches_for(article: Article, rules: Sequence[Rule]) -> list[tuple[Rule, RuleMatch]]:
+    """Every rule that matches the article (rules limited to other feeds are skipped)."""
+    doc = Document.from_article(article)
+    found = []
+    for rule in rules:
+        if rule.feeds is not None and article.feed not in rule.feeds:
+            continue
+        match = match_rule(rule, doc)
+        if match is not None:
+            found.append((rule, match))
+    return found
+
+
+def alerts_for(article: Article, rules: Sequence[Rule]) -> tuple[AlertContent, ...]:
+    """One alert per channel, naming every rule that matched for that channel."""
+    by_channel: dict[str, list[RuleMatch]] = {}
+    for rule, match in matches_for(article, rules):
+        by_channel.setdefault(rule.channel, []).append(match)
+    return tuple(
+        AlertContent(
+            channel=channel,
+            title=article.title,
+            link=article.link,
+            source=article.source,
+            published=article.published,
+            rules=tuple(m.rule for m in matches),
+            terms=tuple(dict.fromkeys(t for m in matches for t in m.terms)),
+            summary=summarize(article, matches),
+        )
+        for channel, matches in by_channel.items()
+    )
