@@ -9,7 +9,7 @@ import pytest
 
 from bot.clock import FixedClock
 
-pytest_plugins = ["tests.slackdouble"]
+pytest_plugins = ["tests.slackdouble", "tests.feedserver"]
 
 
 @pytest.fixture

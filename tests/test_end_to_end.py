@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,9 +33,8 @@ async def close(app: App) -> None:
 
 
 @pytest.fixture
-def feeds() -> Iterator[FeedServer]:
-    with FeedServer() as server:
-        yield server
+def feeds(feed_server: FeedServer) -> FeedServer:
+    return feed_server
 
 
 def unrelated(clock: FixedClock, guid: str = "old-1") -> Item:

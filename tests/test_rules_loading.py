@@ -107,9 +107,7 @@ def test_a_broken_edit_keeps_the_last_good_version(tmp_path: Path) -> None:
 
 def test_a_snapshot_is_the_last_good_version_at_start_up(tmp_path: Path) -> None:
     path = write(tmp_path, "a.yaml", "name: a\nquery: (korea\n")
-    ruleset = load_rules(
-        tmp_path, "#news-alerts", snapshots={str(path): "name: a\nquery: korea\n"}
-    )
+    ruleset = load_rules(tmp_path, "#news-alerts", snapshots={str(path): "name: a\nquery: korea\n"})
     assert [r.query for r in ruleset.rules] == ["korea"]
     assert ruleset.stale == (str(path),)
 

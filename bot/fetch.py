@@ -1,0 +1,349 @@
+"""Fetch one feed (HTTP(S) or a local file) within a total deadline, a size cap and SSRF rules."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import re
+import socket
+import stat
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from bot.errors import FetchError
+from bot.models import FetchResult
+
+USER_AGENT = "Newswatch/0.1 (+https://github.com/newswatch)"
+DEFAULT_DEADLINE = 30.0  # seconds for a whole fetch: connect, every redirect and the whole body
+CONNECT_TIMEOUT = 10.0
+MAX_BODY_BYTES = 10 * 1024 * 1024  # decoded size; the bytes on the wire are capped the same
+MAX_REDIRECTS = 5
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
+    "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+)
+ACCEPT_ENCODING = "gzip, deflate"  # the two we decode ourselves, with a size cap
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+READ_CHUNK = 64 * 1024
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_DELTA_SECONDS = re.compile(r"[0-9]{1,10}")
+
+
+async def system_resolver(host: str, port: int) -> list[IPAddress]:
+    """Every address the system resolver gives for `host`."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(str(info[4][0])) for info in infos]
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """Limits for one fetch; `allow_private` lists networks redirects may lead into."""
+
+    deadline: float = DEFAULT_DEADLINE
+    max_bytes: int = MAX_BODY_BYTES
+    max_redirects: int = MAX_REDIRECTS
+    allow_private: tuple[IPNetwork, ...] = ()
+    user_agent: str = USER_AGENT
+    resolver: Resolver = field(default=system_resolver, compare=False, repr=False)
+
+
+class _Refused(Exception):
+    """A limit or policy stopped the fetch; becomes a FetchError with the feed attached."""
+
+    def __init__(self, reason: str, status: int | None = None, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+
+def make_client(policy: FetchPolicy) -> httpx.AsyncClient:
+    """An httpx client for `fetch`: no env proxies, no automatic redirects, our headers."""
+    return httpx.AsyncClient(
+        headers={"User-Agent": policy.user_agent, "Accept": ACCEPT},
+        timeout=httpx.Timeout(policy.deadline, connect=min(CONNECT_TIMEOUT, policy.deadline)),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+class Fetcher:
+    """One pooled client for every feed, fetching under the policy it was made with."""
+
+    def __init__(self, policy: FetchPolicy, client: httpx.AsyncClient | None = None) -> None:
+        self.policy = policy
+        self._client = client if client is not None else make_client(policy)
+
+    async def fetch(
+        self, feed_name: str, url: str, *, etag: str | None, last_modified: str | None
+    ) -> FetchResult:
+        return await fetch(
+            self._client, feed_name, url, etag=etag, last_modified=last_modified, policy=self.policy
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+async def fetch(
+    client: httpx.AsyncClient,
+    feed_name: str,
+    url: str,
+    *,
+    etag: str | None,
+    last_modified: str | None,
+    policy: FetchPolicy,
+) -> FetchResult:
+    """Fetch `url` (http(s) or an absolute local path); every failure is a FetchError."""
+    try:
+        async with asyncio.timeout(policy.deadline):
+            if url.startswith("/") and not url.startswith("//"):
+                return await asyncio.to_thread(_read_file, url, policy.max_bytes)
+            return await _fetch_http(client, url, etag, last_modified, policy)
+    except TimeoutError:
+        reason = f"no complete response within the {policy.deadline:g} s deadline"
+        raise FetchError(feed_name, url, reason) from None
+    except _Refused as e:
+        raise FetchError(feed_name, url, e.reason, e.status, e.retry_after) from None
+    except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError) as e:
+        raise FetchError(feed_name, url, f"{type(e).__name__}: {e}") from e
+
+
+def _read_file(path: str, max_bytes: int) -> FetchResult:
+    """A local feed file from config.yaml, with the same size cap (no conditional GET)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block us
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _Refused(f"{path} is not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        body = f.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise _Refused(f"file is larger than the {max_bytes}-byte cap")
+    return FetchResult(path, 200, body, {}, None, None)
+
+
+async def _fetch_http(
+    client: httpx.AsyncClient,
+    url: str,
+    etag: str | None,
+    last_modified: str | None,
+    policy: FetchPolicy,
+) -> FetchResult:
+    current = httpx.URL(url)
+    if current.scheme not in ("http", "https") or not current.host:
+        raise _Refused(f"not an http(s) URL or an absolute file path: {url!r}")
+    headers = {"User-Agent": policy.user_agent, "Accept-Encoding": ACCEPT_ENCODING}
+    if etag is not None:
+        headers["If-None-Match"] = etag  # byte-identical, quotes and W/ kept
+    if last_modified is not None:
+        headers["If-Modified-Since"] = last_modified
+    seen = {str(current.copy_with(fragment=None))}
+    hops = 0
+    while True:
+        target = current
+        extra: dict[str, str] = {}
+        extensions: dict[str, object] = {}
+        if hops:  # the configured URL is trusted as written; where it sends us is not
+            target, extra, extensions = await _pin_public(current, policy)
+        request = client.build_request(
+            "GET", target, headers={**headers, **extra}, extensions=extensions
+        )
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.InvalidURL as e:  # httpx parses Location even when not following it
+            raise _Refused(f"redirect to an unusable URL refused ({e})") from None
+        try:
+            status = response.status_code
+            found = {k.lower(): v for k, v in response.headers.items()}
+            if status in REDIRECT_STATUSES:
+                current = _redirect_target(current, found.get("location"), status)
+                hops += 1
+                if hops > policy.max_redirects:
+                    raise _Refused(f"more than {policy.max_redirects} redirects (at {current})")
+                key = str(current.copy_with(fragment=None))
+                if key in seen:
+                    raise _Refused(f"redirect loop back to {current}", status)
+                seen.add(key)
+                continue
+            if status == 304:
+                new_etag = found.get("etag", etag)
+                new_modified = found.get("last-modified", last_modified)
+                return FetchResult(str(current), 304, b"", found, new_etag, new_modified, True)
+            if not 200 <= status < 300:
+                raise _http_error(status, found, current, url)
+            body = await _read_body(response.aiter_raw(READ_CHUNK), found, policy.max_bytes)
+            return FetchResult(
+                str(current), status, body, found, found.get("etag"), found.get("last-modified")
+            )
+        finally:
+            await response.aclose()
+
+
+def _redirect_target(current: httpx.URL, location: str | None, status: int) -> httpx.URL:
+    if not location or not location.strip():
+        raise _Refused(f"HTTP {status} redirect without a Location header", status)
+    try:
+        target = current.join(location.strip())
+    except httpx.InvalidURL:
+        target = None
+    if target is None or target.scheme not in ("http", "https") or not target.host:
+        raise _Refused(f"redirect to a non-http(s) URL refused: {location.strip()!r}", status)
+    return target
+
+
+def _http_error(status: int, headers: dict[str, str], current: httpx.URL, url: str) -> _Refused:
+    where = "" if str(current) == url else f" at {current}"
+    retry_after = None
+    if status in RETRY_AFTER_STATUSES:
+        retry_after = parse_retry_after(headers.get("retry-after"), datetime.now(UTC))
+    return _Refused(f"HTTP {status}{where}", status, retry_after)
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait per a Retry-After header (delta-seconds or HTTP-date); None if unusable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if _DELTA_SECONDS.fullmatch(text):
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+async def _pin_public(
+    url: httpx.URL, policy: FetchPolicy
+) -> tuple[httpx.URL, dict[str, str], dict[str, object]]:
+    """Resolve a redirect target once, check every address, and connect to the checked one."""
+    host = url.host
+    try:
+        literal: IPAddress | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        if not address_allowed(literal, policy.allow_private):
+            raise _Refused(f"redirect to {url} refused: {literal} is not a public address")
+        return url, {}, {}
+    name = url.raw_host.decode("ascii")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        addresses = await policy.resolver(name, port)
+    except OSError as e:
+        raise _Refused(f"redirect target {name} does not resolve: {e}") from None
+    if not addresses:
+        raise _Refused(f"redirect target {name} has no addresses")
+    for address in addresses:
+        if not address_allowed(address, policy.allow_private):
+            raise _Refused(f"redirect to {url} refused: {name} resolves to {address}")
+    # Connecting to the address we checked (Host header and SNI keep the name) defeats DNS
+    # rebinding between our check and httpx's own lookup.
+    extensions: dict[str, object] = {"sni_hostname": name} if url.scheme == "https" else {}
+    pinned = url.copy_with(host=str(addresses[0]))
+    return pinned, {"Host": url.netloc.decode("ascii")}, extensions
+
+
+def address_allowed(address: IPAddress, allow: tuple[IPNetwork, ...] = ()) -> bool:
+    """True for a global unicast address, or one inside `allow` (IPv4 embedded in IPv6 too)."""
+    inner = _embedded_ipv4(address)
+    forms: tuple[IPAddress, ...] = (address,) if inner is None else (address, inner)
+    for form in forms:
+        if any(form.version == net.version and form in net for net in allow):
+            return True
+    checked = address if inner is None else inner
+    return checked.is_global and not checked.is_multicast
+
+
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries: mapped, 6to4, NAT64 or IPv4-compatible."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+async def _read_body(chunks: AsyncIterator[bytes], headers: dict[str, str], limit: int) -> bytes:
+    """Read and decode the body, refusing as soon as wire or decoded size passes `limit`."""
+    length = headers.get("content-length", "").strip()
+    if length.isdigit() and int(length) > limit:
+        raise _Refused(f"Content-Length {length} exceeds the {limit}-byte cap")
+    decoder = _Decoder(headers.get("content-encoding", ""))
+    body = bytearray()
+    wire = 0
+    async for chunk in chunks:
+        wire += len(chunk)
+        if wire > limit:
+            raise _Refused(f"body exceeds the {limit}-byte cap")
+        body += decoder.decode(chunk, limit - len(body))
+    decoder.finish()
+    return bytes(body)
+
+
+class _Decoder:
+    """gzip / deflate / identity decoding that never produces more than it is allowed to."""
+
+    def __init__(self, content_encoding: str) -> None:
+        name = content_encoding.strip().lower()
+        gzip = 16 + zlib.MAX_WBITS
+        wbits = {"gzip": gzip, "x-gzip": gzip, "deflate": zlib.MAX_WBITS}
+        if name not in ("", "identity", *wbits):
+            raise _Refused(f"unsupported Content-Encoding {content_encoding!r}")
+        self._name = name
+        self._wbits = wbits.get(name, 0)
+        self._z = zlib.decompressobj(self._wbits) if self._wbits else None
+        self._started = False  # some input went into the current stream
+        self._done = False
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        if self._z is None:
+            if len(data) > room:
+                raise _Refused("body exceeds the size cap")
+            return data
+        out = bytearray()
+        while data and not self._done:
+            try:
+                # max_length bounds memory: a bomb stops at room + 1 bytes, whatever it holds.
+                out += self._z.decompress(data, room - len(out) + 1)
+            except zlib.error as e:
+                if self._name == "deflate" and not self._started:  # raw deflate, no zlib header
+                    self._started = True
+                    self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+                    continue
+                raise _Refused(f"corrupt {self._name} body: {e}") from None
+            self._started = True
+            if len(out) > room:
+                raise _Refused("decoded body exceeds the size cap")
+            data = self._z.unconsumed_tail
+            if self._z.eof:
+                if self._name == "deflate":
+                    self._done = True  # one stream only; anything after it is ignored
+                    break
+                data = self._z.unused_data.lstrip(b"\0")
+                self._z = zlib.decompressobj(self._wbits)  # the next gzip member, if any
+                self._started = False
+        return bytes(out)
+
+    def finish(self) -> None:
+        if self._z is not None and self._started and not self._z.eof and not self._done:
+            raise _Refused(f"truncated or corrupt {self._name} body")
