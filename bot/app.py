@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from datetime import tzinfo
+from datetime import timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from bot.clock import Clock, SystemClock
@@ -18,7 +18,7 @@ from bot.models import FeedConfig
 from bot.poll import PollOutcome, poll_feed
 from bot.rules import load_rules
 from bot.runtime import Runtime, make_worker_pool
-from bot.scheduler import Scheduler
+from bot.scheduler import START_SPREAD, Scheduler
 from bot.slack import Sender, SlackSender, TerminalSender
 from bot.store import Store
 
@@ -112,9 +112,12 @@ class App:
         await self.deliver()
         return list(outcomes)
 
-    async def run_forever(self, stop: asyncio.Event) -> None:
+    async def run_forever(
+        self, stop: asyncio.Event, start_spread: timedelta = START_SPREAD
+    ) -> None:
+        """Poll and deliver on the scheduler until `stop` is set."""
         await self.load_rules()
-        scheduler = Scheduler(self.config.feeds, self.poll, self.deliver)
+        scheduler = Scheduler(self.config.feeds, self.poll, self.deliver, start_spread=start_spread)
         scheduler.start()
         log.info(
             "newswatch running: %d feeds, %d rules",

@@ -38,8 +38,10 @@ class Scheduler:
         poll: Callable[[FeedConfig], Awaitable[object]],
         deliver: Callable[[], Awaitable[object]],
         rng: random.Random | None = None,
+        start_spread: timedelta = START_SPREAD,
     ) -> None:
         self._feeds = tuple(feeds)
+        self._start_spread = start_spread
         self._poll = poll
         self._deliver = deliver
         self._rng = rng or random.Random()
@@ -54,7 +56,7 @@ class Scheduler:
         """Start on the running event loop; the first poll of each feed comes within seconds."""
         now = datetime.now(UTC)
         for feed in self._feeds:
-            first = now + START_SPREAD * self._rng.random()
+            first = now + self._start_spread * self._rng.random()
             self._scheduler.add_job(
                 self._poll,
                 poll_trigger(feed),

@@ -152,6 +152,11 @@ class SlackDouble:
         """Accept the message, then answer only after `seconds`."""
         self._add(_Fault("delay", times, "chat.postMessage", delay=seconds))
 
+    def clear_faults(self) -> None:
+        """Slack works normally again."""
+        with self._lock:
+            self._faults.clear()
+
     def _add(self, fault: _Fault) -> None:
         with self._lock:
             self._faults.append(fault)

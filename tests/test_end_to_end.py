@@ -286,3 +286,35 @@ def test_a_dead_worker_fails_one_poll_and_the_next_poll_works(
 
     assert asyncio.run(scenario()) == ["ok"]
     assert len(slack_double.messages("#korea-security")) == 1
+
+
+def test_pending_alerts_survive_a_restart_and_are_sent_once(
+    tmp_path: Path, feeds: FeedServer, slack_double: SlackDouble, clock: FixedClock
+) -> None:
+    item = Item(
+        "t-1", "USFK troop cut ordered", "28,500 U.S. troops in Korea will shrink.", clock.now()
+    )
+    feeds.add("/wire.xml", rss([item]))
+    config = write_config(tmp_path, {"wire": feeds.url("/wire.xml")})
+    slack_double.fail_http(503, times=None)  # Slack is down for the whole first run
+
+    async def first_run() -> None:
+        app = make_app(config, slack_double, clock)
+        try:
+            await app.run_once()
+        finally:
+            await app.close()
+
+    async def after_restart() -> None:
+        app = make_app(config, slack_double, clock)
+        try:
+            await app.run_once()  # the feed answers 304; the pending alert goes out
+        finally:
+            await app.close()
+
+    asyncio.run(first_run())
+    assert slack_double.messages() == []
+    slack_double.clear_faults()
+    clock.advance(minutes=5)
+    asyncio.run(after_restart())
+    assert len(slack_double.messages("#korea-security")) == 1
