@@ -11,6 +11,7 @@ from bot.models import AlertContent, Article, Candidate, Rule, RuleMatch
 from bot.normalize import normalize_entries
 from bot.parse import parse_feed
 from bot.summarize import summarize
+from bot.textnorm import words
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,28 @@ def alerts_for(article: Article, rules: Sequence[Rule]) -> tuple[AlertContent, .
             source=article.source,
             published=article.published,
             rules=tuple(m.rule for m in matches),
-            terms=tuple(dict.fromkeys(t for m in matches for t in m.terms)),
+            terms=shown_terms([t for m in matches for t in m.terms]),
             summary=summarize(article, matches),
         )
         for channel, matches in by_channel.items()
+    )
+
+
+def shown_terms(terms: Sequence[str]) -> tuple[str, ...]:
+    """The matched terms worth showing: each once, none that a longer matched term contains.
+
+    `operational control` adds nothing beside `wartime operational control`, nor `troop*`
+    beside `troop* in South Korea`.
+    """
+    distinct = list(dict.fromkeys(terms))
+    spelled = [words(term.replace("*", "")) for term in distinct]
+
+    def inside(short: tuple[str, ...], long: tuple[str, ...]) -> bool:
+        n = len(short)
+        return 0 < n < len(long) and any(long[i : i + n] == short for i in range(len(long) - n + 1))
+
+    return tuple(
+        term
+        for term, mine in zip(distinct, spelled, strict=True)
+        if not any(inside(mine, other) for other in spelled)
     )

@@ -1,0 +1,82 @@
+"""Text normalization and tokenization shared by the query parser and the matcher."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# Hangul syllables, jamo (conjoining, compatibility, extended) and halfwidth jamo.
+_HANGUL = "\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uffa0-\uffdc"
+_IS_HANGUL = re.compile(f"[{_HANGUL}]+")
+# CJK ideographs (Hanja in Korean headlines: 美, 北, 韓美). Each one is a token of its own.
+_HAN = "\u3005\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+# Letters that read as apostrophes (U+02BB, U+02BC) separate words like U+0027 and U+2019 do.
+_NOT_OTHER = rf"\W_{_HANGUL}{_HAN}\u02bb\u02bc"
+# A letter or digit of any other script (Latin, digits, Cyrillic, kana, ...).
+_OTHER = rf"[^{_NOT_OTHER}]"
+_LATIN = "[A-Za-zＡ-Ｚａ-ｚ]"  # ASCII letters, also full width
+# Combining marks may continue a word (NFD "café"); NFKC folds them into the letter.
+_MARK = "[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
+
+_TOKEN = re.compile(
+    # 1: a number with digit-group commas, 28,500 or ２８，５００ (never 1,5 or 2020,2021).
+    rf"(?=\d)(?<!{_OTHER})(\d{{1,3}}(?:[,，]\d{{3}})+)(?!{_OTHER})"
+    # 2: a dotted acronym of single letters: U.S. U.S e.g. (the trailing dot is kept in the span).
+    rf"|(?={_LATIN}[.．])(?<!{_OTHER})(?<![.．])((?:{_LATIN}[.．])+{_LATIN}(?!{_OTHER})[.．]?)"
+    # 3: a Hangul run is one word, particles included: 주한미군은.
+    rf"|([{_HANGUL}]+)"
+    # 4: one Han ideograph.
+    rf"|([{_HAN}])"
+    # 5: a run of letters and digits of any other script.
+    rf"|({_OTHER}+(?:{_MARK}+{_OTHER}*)*)"
+)
+_NUMBER, _ACRONYM, _HANGUL_RUN = 1, 2, 3
+_DROP = {_NUMBER: str.maketrans("", "", ",，"), _ACRONYM: str.maketrans("", "", ".．")}
+
+# Quote marks that open or close a phrase in a query, whichever way a word processor curled them.
+QUOTES = frozenset('"“”„‟«»＂')
+# Hyphen, dash and minus variants; in article text all of them simply separate words.
+DASHES = frozenset("-‐‑‒–—―−﹣－")
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One normalized word; `start:end` is its span in the ORIGINAL text."""
+
+    text: str
+    start: int
+    end: int
+    hangul: bool
+
+
+def normalize(text: str) -> str:
+    """NFKC plus case folding: the form every word is compared in."""
+    if text.isascii():
+        return text.lower()
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def tokenize(text: str) -> tuple[Token, ...]:
+    """Split `text` into normalized words, each keeping the offsets of its original characters."""
+    tokens = []
+    for found in _TOKEN.finditer(text):
+        kind = found.lastindex or 0
+        raw = found[kind]
+        if kind in _DROP:
+            raw = raw.translate(_DROP[kind])
+        word = raw.lower() if raw.isascii() else unicodedata.normalize("NFKC", raw).casefold()
+        if word:
+            start, end = found.span()
+            tokens.append(Token(word, start, end, kind == _HANGUL_RUN))
+    return tuple(tokens)
+
+
+def words(text: str) -> tuple[str, ...]:
+    """The normalized words of `text`, without offsets."""
+    return tuple(token.text for token in tokenize(text))
+
+
+def is_hangul(word: str) -> bool:
+    """True when `word` is written in Hangul (such a word then matches inside longer words)."""
+    return _IS_HANGUL.fullmatch(word) is not None
