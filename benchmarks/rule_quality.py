@@ -15,30 +15,18 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script: make `tests.shared` importable
     sys.path.insert(0, str(REPO))
 
-from bot.match import Document, evaluate  # noqa: E402
-from bot.models import FIELDS  # noqa: E402
-from bot.query import Expr, parse_query  # noqa: E402
+from bot.match import Document, match_rule  # noqa: E402
+from bot.models import Rule  # noqa: E402
+from bot.rules import load_rules as load_rule_files  # noqa: E402
 from tests.shared import CORPUS  # noqa: E402
 
 RULES_DIR = REPO / "rules"
 LABELS = REPO / "tests" / "data" / "rule_labels.json"
 ITEMS = CORPUS / "items.jsonl"
-
-
-@dataclass(frozen=True)
-class ShippedRule:
-    name: str
-    expr: Expr
-    fields: tuple[str, ...]
-
-    def matches(self, doc: Document) -> bool:
-        return evaluate(self.expr, doc, self.fields) is not None
 
 
 @dataclass(frozen=True)
@@ -78,14 +66,16 @@ class Score:
         return self.true_positives / relevant if relevant else 1.0
 
 
-def load_rules(directory: Path = RULES_DIR) -> dict[str, ShippedRule]:
-    """Every rules/*.yaml, read with yaml.safe_load and compiled with parse_query."""
-    rules = {}
-    for path in sorted(directory.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        fields = tuple(data.get("fields", FIELDS))
-        rules[data["name"]] = ShippedRule(data["name"], parse_query(data["query"]), fields)
-    return rules
+def load_rules(directory: Path = RULES_DIR) -> dict[str, Rule]:
+    """Every rule file, through the bot's own loader; a broken file stops the measurement."""
+    ruleset = load_rule_files(directory, "#news-alerts")
+    if ruleset.errors:
+        raise SystemExit("\n".join(str(error) for error in ruleset.errors))
+    return {rule.name: rule for rule in ruleset.rules}
+
+
+def fires(rule: Rule, doc: Document) -> bool:
+    return match_rule(rule, doc) is not None
 
 
 def load_labels(path: Path = LABELS) -> list[Label]:
@@ -105,7 +95,7 @@ def document(item: Mapping[str, str]) -> Document:
 
 
 def score(
-    rules: Mapping[str, ShippedRule], labels: list[Label], docs: Mapping[str, Document]
+    rules: Mapping[str, Rule], labels: list[Label], docs: Mapping[str, Document]
 ) -> dict[str, Score]:
     """Confusion counts of each rule on its labels."""
     tally: dict[str, dict[str, list[str]]] = {
@@ -117,7 +107,7 @@ def score(
         if doc is None:
             counts["missing"].append(label.item)
             continue
-        fired = rules[label.rule].matches(doc)
+        fired = fires(rules[label.rule], doc)
         kind = ("tp" if label.relevant else "fp") if fired else ("fn" if label.relevant else "tn")
         counts[kind].append(label.item)
     return {
@@ -144,7 +134,7 @@ def main(argv: list[str]) -> int:
     docs = {item_id: document(item) for item_id, item in items.items()}
     indexed = time.perf_counter()
     corpus_matches = {
-        name: sum(rule.matches(d) for d in docs.values()) for name, rule in rules.items()
+        name: sum(fires(rule, d) for d in docs.values()) for name, rule in rules.items()
     }
     matched = time.perf_counter()
     reasons = {(label.rule, label.item): label.reason for label in labels}

@@ -10,15 +10,15 @@ from benchmarks.rule_quality import (
     ITEMS,
     RULES_DIR,
     Score,
-    ShippedRule,
     document,
+    fires,
     load_labels,
     load_rules,
     read_items,
     score,
 )
 from bot.match import Document
-from bot.models import FIELDS
+from bot.models import FIELDS, Rule
 from tests.shared import SAMPLE_ARTICLE, need
 
 USFK = "usfk-troop-levels"
@@ -33,12 +33,12 @@ THRESHOLDS = {  # rule: (precision, recall)
 
 
 @pytest.fixture(scope="module")
-def rules() -> dict[str, ShippedRule]:
+def rules() -> dict[str, Rule]:
     return load_rules()
 
 
 @pytest.fixture(scope="module")
-def scores(rules: dict[str, ShippedRule]) -> dict[str, Score]:
+def scores(rules: dict[str, Rule]) -> dict[str, Score]:
     labels = load_labels()
     wanted = {label.item for label in labels}
     docs = {item["id"]: document(item) for item in read_items(need(ITEMS)) if item["id"] in wanted}
@@ -49,16 +49,16 @@ def doc(text: str) -> Document:
     return Document.from_fields({"title": text})
 
 
-def test_each_rule_file_names_itself_and_reads_all_fields(rules: dict[str, ShippedRule]) -> None:
+def test_each_rule_file_names_itself_and_reads_all_fields(rules: dict[str, Rule]) -> None:
     assert sorted(rules) == sorted(p.stem for p in RULES_DIR.glob("*.yaml")) == [OPCON, USFK]
     for rule in rules.values():
         assert set(rule.fields) <= set(FIELDS)
 
 
 @pytest.mark.parametrize("name", [USFK, OPCON])
-def test_sample_article_matches_rule(rules: dict[str, ShippedRule], name: str) -> None:
+def test_sample_article_matches_rule(rules: dict[str, Rule], name: str) -> None:
     text = need(SAMPLE_ARTICLE).read_text(encoding="utf-8")
-    assert rules[name].matches(Document.from_fields({"content": text}))
+    assert fires(rules[name], Document.from_fields({"content": text}))
 
 
 def test_labels_mix_relevant_near_misses_and_both_languages() -> None:
@@ -100,8 +100,8 @@ def test_rule_keeps_its_measured_precision_and_recall(scores: dict[str, Score], 
         "주한 미군의 역할 조정과 전략적 유연성 논의",
     ],
 )
-def test_usfk_rule_catches_common_wordings(rules: dict[str, ShippedRule], text: str) -> None:
-    assert rules[USFK].matches(doc(text))
+def test_usfk_rule_catches_common_wordings(rules: dict[str, Rule], text: str) -> None:
+    assert fires(rules[USFK], doc(text))
 
 
 @pytest.mark.parametrize(
@@ -118,8 +118,8 @@ def test_usfk_rule_catches_common_wordings(rules: dict[str, ShippedRule], text: 
         "주한미군 아파치 헬기, 대규모 병력 공중강습 훈련",
     ],
 )
-def test_usfk_rule_ignores_near_misses(rules: dict[str, ShippedRule], text: str) -> None:
-    assert not rules[USFK].matches(doc(text))
+def test_usfk_rule_ignores_near_misses(rules: dict[str, Rule], text: str) -> None:
+    assert not fires(rules[USFK], doc(text))
 
 
 @pytest.mark.parametrize(
@@ -133,8 +133,8 @@ def test_usfk_rule_ignores_near_misses(rules: dict[str, ShippedRule], text: str)
         "미래연합사 완전운용능력 검증 착수",
     ],
 )
-def test_opcon_rule_catches_common_wordings(rules: dict[str, ShippedRule], text: str) -> None:
-    assert rules[OPCON].matches(doc(text))
+def test_opcon_rule_catches_common_wordings(rules: dict[str, Rule], text: str) -> None:
+    assert fires(rules[OPCON], doc(text))
 
 
 @pytest.mark.parametrize(
@@ -148,5 +148,5 @@ def test_opcon_rule_catches_common_wordings(rules: dict[str, ShippedRule], text:
         "Ukrainian forces regained control of the village",
     ],
 )
-def test_opcon_rule_ignores_near_misses(rules: dict[str, ShippedRule], text: str) -> None:
-    assert not rules[OPCON].matches(doc(text))
+def test_opcon_rule_ignores_near_misses(rules: dict[str, Rule], text: str) -> None:
+    assert not fires(rules[OPCON], doc(text))
