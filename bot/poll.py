@@ -31,12 +31,13 @@ class PollOutcome:
 async def poll_feed(rt: Runtime, fetcher: Fetcher, feed: FeedConfig) -> PollOutcome:
     state = await rt.db(rt.store.feed_state, feed.name)
     first_poll = state is None or state.first_polled_at is None
+    same_url = state is not None and state.url == feed.url  # validators belong to one URL
     try:
         fetched = await fetcher.fetch(
             feed.name,
             feed.url,
-            etag=state.etag if state else None,
-            last_modified=state.last_modified if state else None,
+            etag=state.etag if state and same_url else None,
+            last_modified=state.last_modified if state and same_url else None,
         )
         if fetched.not_modified:
             await rt.db(rt.store.record_not_modified, feed.name, feed.url, rt.clock.now())

@@ -92,3 +92,12 @@ def message_text(message: dict[str, object]) -> str:
     import json
 
     return str(message.get("text", "")) + json.dumps(message.get("blocks", []), ensure_ascii=False)
+
+
+async def run_once(config_path: Path, slack: SlackDouble, clock: FixedClock) -> list[str]:
+    """Start the bot on `config_path`, poll every feed once, deliver, stop; the poll statuses."""
+    app = make_app(config_path, slack, clock)
+    try:
+        return [outcome.status for outcome in await app.run_once()]
+    finally:
+        await app.close()

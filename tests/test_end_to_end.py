@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import App
 from bot.clock import FixedClock
-from tests.e2e import Item, make_app, message_text, rss, sample_item, write_config
+from tests.e2e import Item, make_app, message_text, rss, run_once, sample_item, write_config
 from tests.feedserver import FeedServer
 from tests.shared import SAMPLE_ARTICLE, need
 from tests.slackdouble import SlackDouble
@@ -18,18 +17,6 @@ from tests.slackdouble import SlackDouble
 pytestmark = pytest.mark.timeout(120)
 
 BOTH_RULES = ("usfk-troop-levels", "opcon-transfer")
-
-
-def run(coro: object) -> object:
-    return asyncio.run(coro)  # type: ignore[arg-type]
-
-
-async def once(app: App) -> None:
-    await app.run_once()
-
-
-async def close(app: App) -> None:
-    await app.close()
 
 
 @pytest.fixture
@@ -98,14 +85,7 @@ def test_mentions_in_a_title_are_escaped(
     feeds.add("/wire.xml", rss([item]))
     config = write_config(tmp_path, {"wire": feeds.url("/wire.xml")})
 
-    async def scenario() -> None:
-        app = make_app(config, slack_double, clock)
-        try:
-            await app.run_once()
-        finally:
-            await app.close()
-
-    asyncio.run(scenario())
+    asyncio.run(run_once(config, slack_double, clock))
     messages = slack_double.messages("#korea-security")
     assert len(messages) == 1
     text = message_text(messages[0])
@@ -167,14 +147,7 @@ def test_a_broken_feed_does_not_stop_the_others(
         },
     )
 
-    async def scenario() -> list[str]:
-        app = make_app(config, slack_double, clock)
-        try:
-            return [o.status for o in await app.run_once()]
-        finally:
-            await app.close()
-
-    statuses = asyncio.run(scenario())
+    statuses = asyncio.run(run_once(config, slack_double, clock))
     assert statuses == ["error", "error", "ok", "error"]
     assert len(slack_double.messages("#korea-security")) == 1
 
@@ -195,14 +168,7 @@ def test_the_same_article_in_two_feeds_alerts_once_per_channel(
     feeds.add("/b.xml", rss([two]))
     config = write_config(tmp_path, {"a": feeds.url("/a.xml"), "b": feeds.url("/b.xml")})
 
-    async def scenario() -> None:
-        app = make_app(config, slack_double, clock)
-        try:
-            await app.run_once()
-        finally:
-            await app.close()
-
-    asyncio.run(scenario())
+    asyncio.run(run_once(config, slack_double, clock))
     assert len(slack_double.messages("#korea-security")) == 1
 
 
@@ -218,14 +184,7 @@ def test_a_broken_rule_is_reported_and_the_others_keep_working(
     feeds.add("/wire.xml", rss([Item("u-1", "USFK commander speaks", "USFK said.", clock.now())]))
     config = write_config(tmp_path, {"wire": feeds.url("/wire.xml")}, rules=rules, admin=True)
 
-    async def scenario() -> None:
-        app = make_app(config, slack_double, clock)
-        try:
-            await app.run_once()
-        finally:
-            await app.close()
-
-    asyncio.run(scenario())
+    asyncio.run(run_once(config, slack_double, clock))
     assert len(slack_double.messages("#korea-security")) == 1
     notices = slack_double.messages("#newswatch-ops")
     assert len(notices) == 1
@@ -247,14 +206,7 @@ def test_a_new_feed_alerts_only_within_its_backlog_window(
     feeds.add("/wire.xml", rss([new, old]))
     config = write_config(tmp_path, {"wire": feeds.url("/wire.xml")}, backlog="24h")
 
-    async def scenario() -> None:
-        app = make_app(config, slack_double, clock)
-        try:
-            await app.run_once()
-        finally:
-            await app.close()
-
-    asyncio.run(scenario())
+    asyncio.run(run_once(config, slack_double, clock))
     messages = slack_double.messages("#korea-security")
     assert len(messages) == 1
     assert "again" in message_text(messages[0])
@@ -298,23 +250,24 @@ def test_pending_alerts_survive_a_restart_and_are_sent_once(
     config = write_config(tmp_path, {"wire": feeds.url("/wire.xml")})
     slack_double.fail_http(503, times=None)  # Slack is down for the whole first run
 
-    async def first_run() -> None:
-        app = make_app(config, slack_double, clock)
-        try:
-            await app.run_once()
-        finally:
-            await app.close()
-
-    async def after_restart() -> None:
-        app = make_app(config, slack_double, clock)
-        try:
-            await app.run_once()  # the feed answers 304; the pending alert goes out
-        finally:
-            await app.close()
-
-    asyncio.run(first_run())
+    asyncio.run(run_once(config, slack_double, clock))
     assert slack_double.messages() == []
     slack_double.clear_faults()
     clock.advance(minutes=5)
-    asyncio.run(after_restart())
+    asyncio.run(run_once(config, slack_double, clock))
     assert len(slack_double.messages("#korea-security")) == 1
+
+
+def test_a_feed_whose_url_changes_is_fetched_without_the_old_validators(
+    tmp_path: Path, feeds: FeedServer, slack_double: SlackDouble, clock: FixedClock
+) -> None:
+    feeds.add("/old.xml", rss([Item("o-1", "Jeju weather", "Rain.", clock.now())]))
+    feeds.add("/new.xml", rss([Item("n-1", "Jeju weather", "Sun.", clock.now())]))
+    asyncio.run(
+        run_once(write_config(tmp_path, {"wire": feeds.url("/old.xml")}), slack_double, clock)
+    )
+    asyncio.run(
+        run_once(write_config(tmp_path, {"wire": feeds.url("/new.xml")}), slack_double, clock)
+    )
+    (request,) = feeds.requests_for("/new.xml")
+    assert "if-none-match" not in request.headers and "if-modified-since" not in request.headers

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from bot.models import AlertContent, Message
+from bot.models import Message
 from bot.render import (
     MAX_HEADLINE,
     MAX_SECTION,
@@ -20,38 +20,12 @@ from bot.render import (
     render_terminal,
     safe_url,
 )
+from tests.factories import MENTIONS, alert
 
-MENTIONS = (
-    "<!channel>",
-    "<!here>",
-    "<!everyone>",
-    "<!subteam^S1>",
-    "<@U1>",
-    "<#C1>",
-    "<!date^0^{date}|x>",
-    "&lt;!here&gt;",
-    "<!channel|channel>",
-    "<@U1|boss>",
-)
 INVISIBLE = (
     "\u200b\u200c\u200d\u2060\ufeff\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u00ad"
 )
 LINK_TOKEN = re.compile(r"<(https?://[^<>|\s]+)\|([^<>]*)>")
-
-
-def alert(**changes: Any) -> AlertContent:
-    base: dict[str, Any] = {
-        "channel": "#news",
-        "title": "Chip makers rally",
-        "link": "https://news.example/markets/chips?id=7&src=rss",
-        "source": "Example Daily",
-        "published": datetime(2025, 7, 31, 5, 38, tzinfo=UTC),
-        "rules": ("chips",),
-        "terms": ("chip",),
-        "summary": ("Shares of \x02chip\x03 makers rose.",),
-    }
-    base.update(changes)
-    return AlertContent(**base)
 
 
 def texts(message: Message) -> list[str]:

@@ -8,7 +8,6 @@ import json
 import re
 import socket
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
@@ -25,35 +24,11 @@ from bot.errors import (
 from bot.models import AlertContent, PostResult
 from bot.render import MAX_SECTION, MAX_TEXT
 from bot.slack import Sender, SlackSender, TerminalSender
+from tests.factories import MENTIONS, alert
 from tests.slackdouble import TOKEN, Request, SlackDouble
 
 T = TypeVar("T")
 LINK_TOKEN = re.compile(r"<https?://[^<>|\s]+\|[^<>]*>")
-MENTIONS = (
-    "<!channel>",
-    "<!here>",
-    "<!everyone>",
-    "<!subteam^S1>",
-    "<@U1>",
-    "<#C1>",
-    "<!date^0^{date}|x>",
-    "&lt;!here&gt;",
-)
-
-
-def alert(**changes: Any) -> AlertContent:
-    base: dict[str, Any] = {
-        "channel": "#news",
-        "title": "Chip makers rally",
-        "link": "https://news.example/markets/chips?id=7&src=rss",
-        "source": "Example Daily",
-        "published": datetime(2025, 7, 31, 5, 38, tzinfo=UTC),
-        "rules": ("chips",),
-        "terms": ("chip",),
-        "summary": ("Shares of \x02chip\x03 makers rose.",),
-    }
-    base.update(changes)
-    return AlertContent(**base)
 
 
 def run(
