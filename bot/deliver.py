@@ -12,10 +12,11 @@ from bot.runtime import Runtime
 
 log = logging.getLogger("newswatch.deliver")
 
-BATCH = 200  # alerts taken from the store per pass
+BATCH = 500  # alerts taken from the store per pass
 RETRY_BASE = timedelta(seconds=5)
 RETRY_CAP = timedelta(minutes=15)
 RETRY_AFTER_CAP = timedelta(hours=1)  # a Retry-After beyond this is not believed
+CREDENTIAL_PAUSE = timedelta(minutes=5)  # a rejected token is tried again this much later
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,10 @@ def retry_delay(attempts: int, retry_after: float | None, rng: random.Random) ->
 async def deliver_due(rt: Runtime, rng: random.Random | None = None) -> DeliveryReport:
     """One pass over the due alerts, oldest first; a channel that fails waits for its retry."""
     rng = rng or random.Random()
-    due = await rt.db(rt.store.due_alerts, rt.clock.now(), BATCH)
+    now = rt.clock.now()
+    if rt.sending_paused_until is not None and now < rt.sending_paused_until:
+        return DeliveryReport()
+    due = await rt.db(rt.store.due_alerts, now, BATCH)
     held: set[str] = set()  # channels that failed this pass: keep their order, try later
     sent = failed = 0
     for alert in due:
@@ -59,6 +63,7 @@ async def deliver_due(rt: Runtime, rng: random.Random | None = None) -> Delivery
             await _failed(rt, alert.id, alert.channel, exc.reason, delay)
             failed += 1
             if isinstance(exc, SlackCredentialError):
+                rt.sending_paused_until = rt.clock.now() + CREDENTIAL_PAUSE
                 await rt.notice(
                     "slack:credentials",
                     f"Slack rejected the token ({exc.reason}); alerts are kept until it is fixed",
@@ -74,6 +79,7 @@ async def deliver_due(rt: Runtime, rng: random.Random | None = None) -> Delivery
         log.info("alert id=%d channel=%s status=sent ts=%s", alert.id, alert.channel, result.ts)
         sent += 1
     if sent:
+        rt.sending_paused_until = None
         await rt.resolve("slack:credentials", "Slack accepts the token again")
     return DeliveryReport(sent, failed)
 

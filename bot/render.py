@@ -137,9 +137,15 @@ def _extends_previous(chars: Sequence[str], k: int) -> bool:
     return run % 2 == 1
 
 
-def _fit(text: str, limit: int, marks: bool = False) -> str:
-    """Feed text as escaped mrkdwn of at most `limit` characters; marks become bold."""
-    cleaned = _neutralize(_clean(text, keep_marks=marks, max_len=limit))
+def _fit(text: str, limit: int, marks: bool = False, markup: bool = False) -> str:
+    """Feed text as escaped mrkdwn of at most `limit` characters; marks become bold.
+
+    `markup=True` keeps `*`, `_`, `~` and backquotes as typed (our own notices, where
+    `channel_not_found` should read as such); tokens are escaped either way.
+    """
+    cleaned = _clean(text, keep_marks=marks, max_len=limit)
+    if not markup:
+        cleaned = _neutralize(cleaned)
     chars: list[str] = []
     bold: list[bool] = []
     state = False
@@ -246,11 +252,11 @@ def render_message(alert: AlertContent, tz: tzinfo = UTC) -> Message:
 
 
 def render_notice(text: str, channel: str = "") -> Message:
-    """An operational notice: plain escaped text, no links, no mentions."""
-    body = _fit(text, MAX_SECTION) or "(empty notice)"
+    """An operational notice (our own words): escaped, so no links and no mentions."""
+    body = _fit(text, MAX_SECTION, markup=True) or "(empty notice)"
     return Message(
         channel=channel,
-        text=_fit(text, MAX_TEXT) or body,
+        text=_fit(text, MAX_TEXT, markup=True) or body,
         blocks=({"type": "section", "text": _mrkdwn(body)},),
     )
 

@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from bot.clock import Clock
@@ -37,6 +38,7 @@ class Runtime:
     admin_channel: str | None
     make_workers: Callable[[], Executor]
     rules: RuleSet = field(default_factory=RuleSet)
+    sending_paused_until: datetime | None = None  # set when Slack rejects the token
     db_thread: Executor = field(default_factory=lambda: ThreadPoolExecutor(1, "newswatch-db"))
 
     def __post_init__(self) -> None:

@@ -328,11 +328,25 @@ class Store:
             )
         return queued
 
-    def due_alerts(self, now: datetime, limit: int = 100) -> list[PendingAlert]:
+    def due_alerts(self, now: datetime, limit: int = 500) -> list[PendingAlert]:
+        """Pending alerts, oldest first, of the channels whose OLDEST pending alert is due.
+
+        A channel waiting to retry its oldest alert sends nothing newer meanwhile, so each
+        channel receives its alerts in order.
+        """
+        heads = (
+            sa.select(alerts.c.channel, sa.func.min(alerts.c.id).label("head"))
+            .where(alerts.c.status == "pending")
+            .group_by(alerts.c.channel)
+            .subquery()
+        )
+        head = alerts.alias("head")
         with self._tx() as conn:
             rows = conn.execute(
                 sa.select(alerts.c.id, alerts.c.channel, alerts.c.content, alerts.c.attempts)
-                .where(alerts.c.status == "pending", alerts.c.next_attempt_at <= now)
+                .join(heads, alerts.c.channel == heads.c.channel)
+                .join(head, head.c.id == heads.c.head)
+                .where(alerts.c.status == "pending", head.c.next_attempt_at <= now)
                 .order_by(alerts.c.id)
                 .limit(limit)
             ).all()

@@ -288,10 +288,10 @@ def test_an_empty_title_and_summary_still_make_a_valid_message() -> None:
     assert all(len(t) >= 1 for t in texts(message))
 
 
-def test_notices_are_escaped_plain_text() -> None:
-    message = render_notice("Feed <!channel> *down*\nsee <https://x|y>", channel="#ops")
+def test_notices_escape_tokens_but_keep_our_own_wording() -> None:
+    message = render_notice("Feed <!channel> channel_not_found\nsee <https://x|y>", channel="#ops")
     assert message.channel == "#ops"
-    assert message.text == "Feed &lt;!channel&gt; ∗down∗ see &lt;https://x|y&gt;"
+    assert message.text == "Feed &lt;!channel&gt; channel_not_found see &lt;https://x|y&gt;"
     for text in texts(message):
         assert_inert(text)
     assert len(render_notice("x " * 10_000).text) <= MAX_TEXT

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.models import AlertContent, Article
-from bot.store import Store, decode_content, encode_content
+from bot.store import AlertCounts, Store, decode_content, encode_content
 
 NOW = datetime(2025, 7, 31, 6, 0, tzinfo=UTC)
 
@@ -102,10 +102,27 @@ def test_pending_alerts_come_due_in_order_and_are_marked_sent(store: Store) -> N
     assert [d.content.title for d in due] == ["a", "b", "c"]
     store.mark_sent(due[0].id, "1.0001", "C1", NOW)
     store.mark_failed(due[1].id, "ratelimited", NOW + timedelta(seconds=30))
-    assert [d.content.title for d in store.due_alerts(NOW)] == ["c"]
-    assert [d.content.title for d in store.due_alerts(NOW + timedelta(seconds=30))] == ["b", "c"]
     assert store.due_alerts(NOW + timedelta(seconds=30))[0].attempts == 1
-    assert store.alert_counts().sent == 1
+    assert store.alert_counts() == AlertCounts(pending=2, sent=1)
+
+
+def test_a_channel_waiting_to_retry_its_oldest_alert_sends_nothing_newer(store: Store) -> None:
+    arts = [article(k) for k in "abc"]
+    channels = ["#korea-security", "#korea-security", "#other"]
+    store.record_poll(
+        "wire",
+        "u",
+        arts,
+        [(a, content(ch, a.feed_key)) for a, ch in zip(arts, channels, strict=True)],
+        etag=None,
+        last_modified=None,
+        now=NOW,
+    )
+    first = store.due_alerts(NOW)[0]
+    store.mark_failed(first.id, "ratelimited", NOW + timedelta(seconds=30))
+    assert [d.content.title for d in store.due_alerts(NOW)] == ["c"]  # only the other channel
+    later = store.due_alerts(NOW + timedelta(seconds=30))
+    assert [d.content.title for d in later] == ["a", "b", "c"]
 
 
 def test_failures_count_up_and_success_resets_them(store: Store) -> None:
