@@ -1,4 +1,4 @@
-"""The running bot's shared parts: clock, store, worker pools, HTTP client, sender, notices."""
+"""The running bot's shared parts: clock, store, worker pool, database thread, sender, notices."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ def make_worker_pool(workers: int) -> Executor:
 
 @dataclass
 class Runtime:
+    """What every stage of a running bot shares; the rules in force are swapped as a whole."""
+
     clock: Clock
     store: Store
     sender: Sender
