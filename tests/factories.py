@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.models import AlertContent
+from bot.models import AlertContent, Article
 
 # Every way a feed could try to notify people or reach a channel (RELIABILITY case 1).
 MENTIONS = (
@@ -35,3 +35,37 @@ def alert(**changes: Any) -> AlertContent:
     }
     base.update(changes)
     return AlertContent(**base)
+
+
+def article(**changes: Any) -> Article:
+    base: dict[str, Any] = {
+        "feed": "wire",
+        "feed_key": "k",
+        "cross_key": "url:https://news.example/a",
+        "title": "A title",
+        "link": "https://news.example/a",
+        "summary": "",
+        "content": "",
+        "published": datetime(2025, 7, 31, 6, 0, tzinfo=UTC),
+        "source": "Wire",
+    }
+    base.update(changes)
+    return Article(**base)
+
+
+def displayed_texts(text: object, blocks: object) -> list[str]:
+    """Everything Slack would display: the fallback text and every text inside the blocks."""
+    found = [str(text or "")]
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("text"), str):
+                found.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list | tuple):
+            for value in node:
+                walk(value)
+
+    walk(blocks)
+    return found

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC, datetime
 
 import pytest
 
 from bot.match import Document, evaluate, match_rule
 from bot.models import Article, Hit, Rule
 from bot.query import parse_query
+from tests.factories import article as make_article
 from tests.shared import SAMPLE_ARTICLE, need
 
 
@@ -29,17 +29,7 @@ def hit_texts(query: str, text: str) -> list[str]:
 
 
 def article(title: str = "", summary: str = "", content: str = "") -> Article:
-    return Article(
-        feed="wire",
-        feed_key="k",
-        cross_key="c",
-        title=title,
-        link=None,
-        summary=summary,
-        content=content,
-        published=datetime(2025, 7, 31, tzinfo=UTC),
-        source="Wire",
-    )
+    return make_article(title=title, summary=summary, content=content)
 
 
 # --- word boundaries and case ----------------------------------------------------------------

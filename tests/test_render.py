@@ -20,7 +20,7 @@ from bot.render import (
     render_terminal,
     safe_url,
 )
-from tests.factories import MENTIONS, alert
+from tests.factories import MENTIONS, alert, displayed_texts
 
 INVISIBLE = (
     "\u200b\u200c\u200d\u2060\ufeff\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u00ad"
@@ -29,21 +29,7 @@ LINK_TOKEN = re.compile(r"<(https?://[^<>|\s]+)\|([^<>]*)>")
 
 
 def texts(message: Message) -> list[str]:
-    """Every text Slack would display: fallback text and every text object in the blocks."""
-    found = [message.text]
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list | tuple):
-            for value in node:
-                walk(value)
-
-    walk(message.blocks)
-    return found
+    return displayed_texts(message.text, message.blocks)
 
 
 def section(message: Message, index: int) -> str:

@@ -24,7 +24,7 @@ from bot.errors import (
 from bot.models import AlertContent, PostResult
 from bot.render import MAX_SECTION, MAX_TEXT
 from bot.slack import Sender, SlackSender, TerminalSender
-from tests.factories import MENTIONS, alert
+from tests.factories import MENTIONS, alert, displayed_texts
 from tests.slackdouble import TOKEN, Request, SlackDouble
 
 T = TypeVar("T")
@@ -58,22 +58,9 @@ def failure(
     return caught.value
 
 
-def displayed_texts(request: Request) -> list[str]:
+def received_texts(request: Request) -> list[str]:
     """`text` and every text inside `blocks`, as the double received them."""
-    found = [request.body.get("text", "")]
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(request.body.get("blocks"))
-    return found
+    return displayed_texts(request.body.get("text"), request.body.get("blocks"))
 
 
 # -- posting
@@ -121,7 +108,7 @@ def test_mentions_from_the_feed_never_reach_slack_as_tokens(
         ),
     )
     (post,) = slack_double.posts()
-    for text in displayed_texts(post):
+    for text in received_texts(post):
         for token in ("<!", "<@", "<#"):
             assert token not in text, text
     shown = mention.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -156,7 +143,7 @@ def test_forged_and_hostile_links(
         assert tokens == [f"<{expected_url}|&lt;https://evil.example|Official notice&gt;>"]
     meta = post.body["blocks"][1]["elements"][0]["text"].split(" · ")
     assert (meta[1] if len(meta) == 3 else None) == host  # the domain shown is the real host
-    for text in displayed_texts(post):
+    for text in received_texts(post):
         assert not LINK_TOKEN.sub("", text).count("<")
 
 
@@ -166,7 +153,7 @@ def test_markup_newlines_and_invisible_characters_are_neutralized(
     nasty = "*bold* `code` > quote ~strike~" + "\n" * 10_000 + "end\u200b\u202e\u2066\ufeff\x1b"
     send(slack_double, alert(title=nasty, summary=(nasty,)))
     (post,) = slack_double.posts()
-    for text in displayed_texts(post):
+    for text in received_texts(post):
         assert "\n" not in text and "\x1b" not in text
         assert not set("\u200b\u202e\u2066\ufeff`~") & set(text)
         assert "*bold*" not in text
@@ -184,8 +171,8 @@ def test_oversize_content_is_accepted_within_slack_limits(slack_double: SlackDou
     (post,) = slack_double.posts()
     assert len(post.body["text"]) <= MAX_TEXT
     assert len(post.body["blocks"]) <= 50
-    assert all(len(t) <= MAX_SECTION for t in displayed_texts(post)[1:])
-    for text in displayed_texts(post):
+    assert all(len(t) <= MAX_SECTION for t in received_texts(post)[1:])
+    for text in received_texts(post):
         assert not re.search(r"&(?!amp;|lt;|gt;)", text)
 
 

@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 
 import pytest
 
 from bot.models import Article, Hit, RuleMatch
 from bot.summarize import MARK_END, MARK_START, split_sentences, summarize
+from tests.factories import article as make_article
 from tests.shared import SAMPLE_ARTICLE, need
 
 
 def article(content: str = "", summary: str = "", title: str = "A title") -> Article:
-    return Article(
-        feed="test",
-        feed_key="k",
-        cross_key="x",
-        title=title,
-        link="https://news.example/a",
-        summary=summary,
-        content=content,
-        published=datetime(2025, 7, 31, 6, 0, tzinfo=UTC),
-        source="Test News",
-    )
+    return make_article(content=content, summary=summary, title=title)
 
 
 def match(art: Article, *terms: str, field: str = "content", rule: str = "rule") -> RuleMatch:
