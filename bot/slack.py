@@ -115,6 +115,12 @@ class SlackSender:
         except (aiohttp.ClientError, TimeoutError) as e:
             reason = f"{type(e).__name__}: {e}".rstrip(": ")
             raise SlackUnknownOutcomeError(message.channel, reason) from e
+        except AttributeError as e:
+            # slack-sdk (3.48) fails this way reading a 200 whose body is not JSON, as a proxy
+            # in front of Slack may send: whether Slack got the message is unknown.
+            raise SlackUnknownOutcomeError(
+                message.channel, "unreadable 200 response (not JSON)"
+            ) from e
         ts, channel_id = response.get("ts"), response.get("channel")
         return PostResult(
             channel=message.channel,

@@ -342,6 +342,13 @@ def test_a_garbled_200_is_transient(slack_double: SlackDouble) -> None:
     assert type(failure(slack_double)) is SlackTransientError
 
 
+def test_a_plain_text_200_from_a_proxy_is_an_unknown_outcome(slack_double: SlackDouble) -> None:
+    slack_double.fail_http(200, body="ok", content_type="text/plain")
+    error = failure(slack_double)
+    assert isinstance(error, SlackUnknownOutcomeError)
+    assert "not JSON" in error.reason
+
+
 def test_a_404_without_a_slack_answer_is_permanent(slack_double: SlackDouble) -> None:
     slack_double.fail_http(404, body="<html>not here</html>")
     error = failure(slack_double)
