@@ -106,11 +106,23 @@ class App:
             return await deliver_due(self.rt)
 
     async def run_once(self) -> list[PollOutcome]:
-        """Poll every feed once (concurrently), deliver what is due, and return."""
+        """Poll every feed once (concurrently), deliver what is due, and return.
+
+        A bug in one feed's poll does not cut the others short: every feed is polled and the
+        alerts delivered first, then the first unexpected error is raised.
+        """
         await self.load_rules()
-        outcomes = await asyncio.gather(*(self.poll(feed) for feed in self.config.feeds))
+        results = await asyncio.gather(
+            *(self.poll(feed) for feed in self.config.feeds), return_exceptions=True
+        )
         await self.deliver()
-        return list(outcomes)
+        for feed, result in zip(self.config.feeds, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("feed=%s poll crashed", feed.name, exc_info=result)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [r for r in results if isinstance(r, PollOutcome)]
 
     async def run_forever(
         self, stop: asyncio.Event, start_spread: timedelta = START_SPREAD

@@ -186,8 +186,11 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"database error ({self.engine.url.database}): {exc}") from exc
 
     def migrate(self) -> int:
         with self._tx() as conn:

@@ -152,3 +152,15 @@ def test_rule_snapshots_are_replaced_by_newer_good_versions(store: Store) -> Non
 def test_alert_content_round_trips_through_json() -> None:
     original = content()
     assert decode_content(encode_content(original)) == original
+
+
+def test_database_errors_become_store_errors_naming_the_database(tmp_path: Path) -> None:
+    from bot.errors import StoreError
+
+    path = tmp_path / "state.db"
+    store = Store.open(path)
+    store.engine.dispose()
+    path.unlink()
+    path.mkdir()  # the database file is now a folder: every statement fails
+    with pytest.raises(StoreError, match="state.db"):
+        store.feed_state("wire")
