@@ -49,6 +49,7 @@ class App:
         self.rt = rt
         self.fetcher = fetcher
         self._deliver_lock = asyncio.Lock()
+        self._polls: set[asyncio.Task[object]] = set()  # polls in flight, for a clean stop
 
     @classmethod
     def create(
@@ -96,10 +97,16 @@ class App:
         log.info("rules loaded: %d active, %d with errors", len(ruleset.rules), len(ruleset.errors))
 
     async def poll(self, feed: FeedConfig) -> PollOutcome:
-        outcome = await poll_feed(self.rt, self.fetcher, feed)
-        if outcome.queued:
-            await self.deliver()
-        return outcome
+        task = asyncio.current_task()
+        if task is not None:
+            self._polls.add(task)
+        try:
+            outcome = await poll_feed(self.rt, self.fetcher, feed)
+            if outcome.queued:
+                await self.deliver()
+            return outcome
+        finally:
+            self._polls.discard(task)
 
     async def deliver(self) -> DeliveryReport:
         async with self._deliver_lock:  # one pass at a time keeps each channel in order
@@ -140,6 +147,11 @@ class App:
             await stop.wait()
         finally:
             scheduler.shutdown()
+            # Each poll's writes are one transaction, so stopping mid-poll loses nothing: an
+            # interrupted poll is simply done again after the restart.
+            for task in list(self._polls):
+                task.cancel()
+            await asyncio.gather(*self._polls, return_exceptions=True)
 
     async def close(self) -> None:
         await self.fetcher.aclose()
