@@ -162,5 +162,5 @@ def test_database_errors_become_store_errors_naming_the_database(tmp_path: Path)
     store.engine.dispose()
     path.unlink()
     path.mkdir()  # the database file is now a folder: every statement fails
-    with pytest.raises(StoreError, match="state.db"):
+    with pytest.raises(StoreError, match=r"state\.db"):
         store.feed_state("wire")
