@@ -15,13 +15,13 @@ from pathlib import Path
 from bot import __version__
 from bot.app import App, fetch_policy
 from bot.clock import SystemClock
-from bot.config import Config, FetchConfig, load_config
-from bot.errors import ConfigError, FeedError, NewswatchError, RuleError
+from bot.config import Config, load_config
+from bot.errors import ConfigError, FeedError, NewswatchError
 from bot.fetch import Fetcher, FetchPolicy
 from bot.models import FeedConfig, Rule
 from bot.normalize import normalize_entries
 from bot.parse import parse_feed
-from bot.rules import load_rule, rule_files
+from bot.rules import load_rules, rule_files
 from bot.work import matches_for
 
 DEFAULT_CONFIG = "config.yaml"
@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(args.func(args))
-    except (ConfigError, NewswatchError) as exc:
+    except NewswatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -100,26 +100,19 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(exc)
         return 1
     problems: list[str] = []
-    files = rule_files(config.rules_dir)
     if not config.rules_dir.is_dir():
         problems.append(f"{config.rules_dir}: rules folder does not exist")
-    names: dict[str, Path] = {}
-    feeds = [f.name for f in config.feeds]
-    for path in files:
-        try:
-            rule = load_rule(path, config.slack.default_channel, feeds)
-        except RuleError as exc:
-            problems.append(str(exc))
-            continue
-        if rule.name in names:
-            problems.append(
-                f"{path}: duplicate rule name {rule.name!r} (also in {names[rule.name]})"
-            )
-        names.setdefault(rule.name, path)
+    files = rule_files(config.rules_dir)
+    ruleset = load_rules(
+        config.rules_dir, config.slack.default_channel, known_feeds=[f.name for f in config.feeds]
+    )
+    problems += [str(error) for error in ruleset.errors]
     for problem in problems:
         print(problem)
-    ok = len(files) - sum(1 for p in problems if not p.endswith("does not exist"))
-    print(f"{len(config.feeds)} feeds, {ok} of {len(files)} rules OK, {len(problems)} problems")
+    print(
+        f"{len(config.feeds)} feeds, {len(ruleset.rules)} of {len(files)} rules OK, "
+        f"{len(problems)} problems"
+    )
     return 1 if problems else 0
 
 
@@ -131,21 +124,15 @@ def cmd_match(args: argparse.Namespace) -> int:
         policy = fetch_policy(config)
     elif args.rules is not None:
         rules_dir, channel = args.rules, MATCH_DEFAULT_CHANNEL
-        policy = FetchPolicy(deadline=FetchConfig().deadline, max_bytes=FetchConfig().max_bytes)
+        policy = FetchPolicy()
     else:
         raise ConfigError(config_path, "no config file; name a rules folder with --rules")
     rules_dir = args.rules or rules_dir
-    rules: list[Rule] = []
-    errors = 0
-    for path in rule_files(rules_dir):
-        try:
-            rules.append(load_rule(path, channel))
-        except RuleError as exc:
-            print(f"skipped: {exc}", file=sys.stderr)
-            errors += 1
-    return asyncio.run(_match(args.sources, rules, policy, as_json=args.json)) or (
-        1 if errors else 0
-    )
+    ruleset = load_rules(rules_dir, channel)
+    for error in ruleset.errors:
+        print(f"skipped: {error}", file=sys.stderr)
+    status = asyncio.run(_match(args.sources, list(ruleset.rules), policy, as_json=args.json))
+    return status or (1 if ruleset.errors else 0)
 
 
 async def _match(

@@ -43,22 +43,26 @@ def rule_files(directory: Path) -> list[Path]:
 
 def load_rule(path: Path, default_channel: str, known_feeds: Iterable[str] | None = None) -> Rule:
     """Read one rule file; raise RuleError with file, line, column and reason."""
-    try:
-        doc = read_yaml(path)
-    except YamlProblem as exc:
-        raise RuleError(path, exc.reason, exc.line, exc.column) from exc
-    return _read_rule(doc, default_channel, None if known_feeds is None else set(known_feeds))
+    return _load(path, None, default_channel, known_feeds)[0]
 
 
 def load_rule_text(
     text: str, path: Path, default_channel: str, known_feeds: Iterable[str] | None = None
 ) -> Rule:
     """Like load_rule, from text already read (a file's last good version, say)."""
+    return _load(path, text, default_channel, known_feeds)[0]
+
+
+def _load(
+    path: Path, text: str | None, default_channel: str, known_feeds: Iterable[str] | None
+) -> tuple[Rule, str]:
+    """The rule and the exact text it was read from (the file's, unless `text` is given)."""
     try:
-        doc = parse_yaml(text, path)
+        doc = read_yaml(path) if text is None else parse_yaml(text, path)
     except YamlProblem as exc:
         raise RuleError(path, exc.reason, exc.line, exc.column) from exc
-    return _read_rule(doc, default_channel, None if known_feeds is None else set(known_feeds))
+    feeds = None if known_feeds is None else set(known_feeds)
+    return _read_rule(doc, default_channel, feeds), doc.text
 
 
 def load_rules(
@@ -82,8 +86,8 @@ def load_rules(
     names: dict[str, str] = {}
     for path in rule_files(directory):
         try:
-            rule = load_rule(path, default_channel, feeds)
-            sources.append((str(path), path.read_text(encoding="utf-8")))
+            rule, source = _load(path, None, default_channel, feeds)
+            sources.append((str(path), source))  # the text that loaded, read once
         except RuleError as exc:
             errors.append(exc)
             kept = old.get(str(path)) or _from_snapshot(
