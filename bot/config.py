@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import ConfigError
+from bot.fetch import DEFAULT_DEADLINE, MAX_BODY_BYTES  # one source for the fetch limits
 from bot.models import FeedConfig, parse_duration
 from bot.yamlfile import Document, YamlProblem, read_yaml
 
 DEFAULT_INTERVAL = timedelta(minutes=10)
 MIN_INTERVAL = timedelta(seconds=30)
 DEFAULT_BACKLOG = timedelta(hours=24)
-DEFAULT_FETCH_DEADLINE = 30.0
-DEFAULT_MAX_FEED_BYTES = 10 * 1024 * 1024
 FEED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CHANNEL = re.compile(r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{6,})$")
 
@@ -32,8 +31,8 @@ class SlackConfig:
 
 @dataclass(frozen=True)
 class FetchConfig:
-    deadline: float = DEFAULT_FETCH_DEADLINE
-    max_bytes: int = DEFAULT_MAX_FEED_BYTES
+    deadline: float = DEFAULT_DEADLINE
+    max_bytes: int = MAX_BODY_BYTES
     allow_private: tuple[Network, ...] = ()
 
 
@@ -186,12 +185,12 @@ class _ConfigReader:
 
     def fetch(self, value: Any) -> FetchConfig:
         fetch = self.mapping(value, FETCH_KEYS, "fetch")
-        deadline = fetch.get("deadline", DEFAULT_FETCH_DEADLINE)
+        deadline = fetch.get("deadline", DEFAULT_DEADLINE)
         if isinstance(deadline, str):
             deadline = self.duration(deadline, "fetch", "deadline").total_seconds()
         if not isinstance(deadline, int | float) or isinstance(deadline, bool) or deadline <= 0:
             raise self.fail("fetch.deadline must be a positive duration", "fetch", "deadline")
-        max_bytes = fetch.get("max_bytes", DEFAULT_MAX_FEED_BYTES)
+        max_bytes = fetch.get("max_bytes", MAX_BODY_BYTES)
         if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes <= 0:
             raise self.fail("fetch.max_bytes must be a positive number", "fetch", "max_bytes")
         networks: list[Network] = []
