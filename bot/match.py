@@ -1,19 +1,53 @@
-"""Evaluate parsed queries against an article's tokenized fields and report the hits."""
+"""Evaluate parsed queries against an article's tokenized fields and report the hits.
+
+This is the reference evaluator: it walks the query's AST directly. Words are counted as the
+tokenizer splits them: a Latin word, a number, a Han character, or a Hangul run (an eojeol without
+its punctuation) is one word. A Hangul term found inside an eojeol stands at that eojeol's
+position; one that spans spaced eojeols (`주한미군` in `주한 미군`) covers all of them.
+"""
 
 from __future__ import annotations
 
-from bisect import bisect_left
+import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
+from typing import NamedTuple
 
 from bot.models import FIELDS, Article, Hit, Rule, RuleMatch
-from bot.query import EXPR_TYPES, And, Expr, Not, Term, parse_query, terms
-from bot.textnorm import Token, is_hangul, tokenize
+from bot.query import EXPR_TYPES, And, Expr, Near, Not, Scope, Term, parse_query, terms
+from bot.textnorm import Token, is_hangul, squeezable, tokenize
 
 Span = tuple[int, int]  # offsets into the original field text
-FoundSpan = tuple[str, int, int]  # field, start, end
-TermKey = tuple[tuple[str, ...], tuple[bool, ...], tuple[str, ...]]  # words, prefixes, fields
+TermKey = tuple[tuple[str, ...], tuple[bool, ...], tuple[str, ...] | None, tuple[str, ...]]
+
+# Particles that may follow a Hangul word of a multi-word Hangul term before the next word:
+# "주한미군 감축" is found in "주한미군의 감축" and "주한미군을 감축".
+PARTICLES = (
+    "에서의", "에게서", "으로의", "이라는", "에서", "에게", "으로", "와의", "과의", "라는",
+    "은", "는", "이", "가", "을", "를", "의", "에", "와", "과", "도", "로", "만",
+)  # fmt: skip
+_PARTICLE = "(?:" + "|".join(PARTICLES) + ")?"
+
+
+class Occurrence(NamedTuple):
+    """Where a term stands: characters `start:end` of `field`, words `first..last`."""
+
+    field: str
+    start: int
+    end: int
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Hangul words separated only by spaces, joined without them: `주한 미군` → `주한미군`."""
+
+    text: str
+    offsets: tuple[int, ...]  # where each word starts in `text`
+    positions: tuple[int, ...]  # each word's token position
 
 
 @dataclass(frozen=True)
@@ -24,12 +58,14 @@ class FieldIndex:
     tokens: tuple[Token, ...]
     positions: Mapping[str, Sequence[int]]  # never mutated after build
     hangul: tuple[int, ...]  # positions of Hangul tokens, searched for Hangul words
+    runs: tuple[_Run, ...] = ()
 
     @classmethod
     def build(cls, text: str) -> FieldIndex:
         tokens = tokenize(text)
         positions: dict[str, list[int]] = {}
-        hangul = []
+        hangul: list[int] = []
+        runs: list[list[int]] = []
         for i, token in enumerate(tokens):
             at = positions.get(token.text)
             if at is None:
@@ -37,14 +73,21 @@ class FieldIndex:
             else:
                 at.append(i)
             if token.hangul:
+                previous = hangul[-1] if hangul else -2
+                gap = text[tokens[previous].end : token.start] if previous == i - 1 else "x"
+                if runs and squeezable(gap):
+                    runs[-1].append(i)
+                else:
+                    runs.append([i])
                 hangul.append(i)
-        return cls(text, tokens, positions, tuple(hangul))
+        return cls(text, tokens, positions, tuple(hangul), tuple(_run(tokens, r) for r in runs))
 
-    def word_spans(self, word: str, prefix: bool) -> dict[int, Span]:
+    def word_spans(self, word: str, prefix: bool, cased: str | None = None) -> dict[int, Span]:
         """Token positions where `word` matches, with the span of the matching characters.
 
-        Latin-script and number words match whole tokens (or their start, for a prefix); a Hangul
-        word matches anywhere inside a Hangul token, so `미군` is found in `주한미군은`.
+        Latin-script and number words match whole tokens (or their start, for a prefix), and
+        only in exactly the case of `cased` when given; a Hangul word matches anywhere inside a
+        Hangul token, so `미군` is found in `주한미군은`.
         """
         tokens = self.tokens
         if is_hangul(word):
@@ -53,7 +96,45 @@ class FieldIndex:
             found = [i for text, at in self.positions.items() if text.startswith(word) for i in at]
         else:
             found = list(self.positions.get(word, ()))
+        if cased is not None:
+            found = [i for i in found if tokens[i].cased.startswith(cased)]
+            if not prefix:
+                found = [i for i in found if tokens[i].cased == cased]
         return {i: (tokens[i].start, tokens[i].end) for i in found}
+
+    def hangul_spans(self, words: tuple[str, ...]) -> list[tuple[Span, int, int]]:
+        """Where the Hangul words stand together, spaced or not, particles allowed between them."""
+        pattern = _hangul_pattern(words)
+        found = []
+        for run in self.runs:
+            for hit in pattern.finditer(run.text):
+                a = bisect_right(run.offsets, hit.start()) - 1
+                b = bisect_right(run.offsets, hit.end() - 1) - 1
+                first, last = self.tokens[run.positions[a]], self.tokens[run.positions[b]]
+                start = _char_at(first, hit.start() - run.offsets[a], first.start)
+                end = _char_at(last, hit.end() - run.offsets[b], last.end)
+                found.append(((start, end), run.positions[a], run.positions[b]))
+        return found
+
+
+def _run(tokens: Sequence[Token], positions: list[int]) -> _Run:
+    offsets, at = [], 0
+    for i in positions:
+        offsets.append(at)
+        at += len(tokens[i].text)
+    return _Run("".join(tokens[i].text for i in positions), tuple(offsets), tuple(positions))
+
+
+@cache
+def _hangul_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(_PARTICLE.join(re.escape(w) for w in words))
+
+
+def _char_at(token: Token, offset: int, whole: int) -> int:
+    """The original offset of normalized character `offset` of `token` (`whole` if unknowable)."""
+    if len(token.text) != token.end - token.start:
+        return whole
+    return token.start + offset
 
 
 def _inner_span(token: Token, word: str) -> Span:
@@ -70,9 +151,9 @@ class Document:
 
     fields: Mapping[str, FieldIndex]
     vocabulary: frozenset[str]  # every word of every field: most terms are absent, say so fast
-    hangul_text: str  # the Hangul words of every field, one per line, for substring checks
+    hangul_text: str  # the Hangul runs of every field, one per line, for substring checks
     # Terms already looked up in this document: several rules share terms.
-    _found: dict[TermKey, tuple[FoundSpan, ...]] = field(
+    _found: dict[TermKey, tuple[Occurrence, ...]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
 
@@ -80,7 +161,7 @@ class Document:
     def from_fields(cls, texts: Mapping[str, str]) -> Document:
         fields = {name: FieldIndex.build(text) for name, text in texts.items()}
         tokens = [t for index in fields.values() for t in index.tokens]
-        hangul = "\n".join(t.text for t in tokens if t.hangul)
+        hangul = "\n".join(run.text for index in fields.values() for run in index.runs)
         return cls(fields, frozenset(t.text for t in tokens), hangul)
 
     @classmethod
@@ -89,34 +170,45 @@ class Document:
 
     def occurrences(self, term: Term, fields: tuple[str, ...]) -> tuple[Hit, ...]:
         """Every place `term` occurs in the given fields; a phrase never spans two fields."""
+        return tuple(_hit(term, o) for o in self.locate(term, fields))
+
+    def locate(self, term: Term, fields: tuple[str, ...]) -> tuple[Occurrence, ...]:
+        """Like `occurrences`, with the word positions each occurrence covers."""
         for word, prefix in zip(term.words, term.prefixes, strict=True):
             if not self._may_contain(word, prefix):  # the usual case, so it comes first
                 return ()
-        key = (term.words, term.prefixes, fields)
-        spans = self._found.get(key)
-        if spans is None:
-            spans = self._found[key] = self._term_spans(term, fields)
-        return tuple(Hit(term.text, name, start, end) for name, start, end in spans)
+        key = (term.words, term.prefixes, term.cased, fields)
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = self._term_spans(term, fields)
+        return found
 
-    def _term_spans(self, term: Term, fields: tuple[str, ...]) -> tuple[FoundSpan, ...]:
-        pairs = tuple(zip(term.words, term.prefixes, strict=True))
+    def _term_spans(self, term: Term, fields: tuple[str, ...]) -> tuple[Occurrence, ...]:
+        hangul_only = all(is_hangul(w) for w in term.words)
+        cased = term.cased or (None,) * len(term.words)
         found = []
         for name in fields:
             index = self.fields.get(name)
             if index is None:
                 continue
-            per_word = [index.word_spans(word, prefix) for word, prefix in pairs]
+            if hangul_only:
+                for (start, end), first, last in index.hangul_spans(term.words):
+                    found.append(Occurrence(name, start, end, first, last))
+                continue
+            triples = zip(term.words, term.prefixes, cased, strict=True)
+            per_word = [index.word_spans(word, prefix, case) for word, prefix, case in triples]
             last = len(per_word) - 1
             for first, (start, _) in sorted(per_word[0].items()):
                 if all(first + k in spans for k, spans in enumerate(per_word)):
-                    found.append((name, start, per_word[last][first + last][1]))
+                    end = per_word[last][first + last][1]
+                    found.append(Occurrence(name, start, end, first, first + last))
         return tuple(found)
 
     def _may_contain(self, word: str, prefix: bool) -> bool:
         """False when no field can hold `word`: a cheap test made before any per-field work.
 
         A Latin word is never a substring of `hangul_text`, and a Hangul word matches inside
-        Hangul words, so a substring test there is right for both.
+        Hangul runs, so a substring test there is right for both.
         """
         if word in self.vocabulary or word in self.hangul_text:
             return True
@@ -131,6 +223,15 @@ class Document:
         return sorted(self.vocabulary)
 
 
+def _hit(term: Term, occurrence: Occurrence) -> Hit:
+    return Hit(term.text, occurrence.field, occurrence.start, occurrence.end, term.alias)
+
+
+def distance(a: Occurrence, b: Occurrence) -> int:
+    """Words from one occurrence to the other: 1 for neighbours, 0 when they share a word."""
+    return max(0, max(a.first, b.first) - min(a.last, b.last))
+
+
 def evaluate(expr: Expr, doc: Document, fields: tuple[str, ...] = FIELDS) -> tuple[Hit, ...] | None:
     """None when `expr` does not match; else the hits of its present terms, by field then offset.
 
@@ -139,7 +240,7 @@ def evaluate(expr: Expr, doc: Document, fields: tuple[str, ...] = FIELDS) -> tup
     value, hits = _evaluate(expr, doc, fields)
     if not value:
         return None
-    order = {name: i for i, name in enumerate(fields)}
+    order = {name: i for i, name in enumerate(fields)}  # scopes only narrow `fields`
     return tuple(sorted(set(hits), key=lambda h: (order[h.field], h.start, h.end, h.term)))
 
 
@@ -147,7 +248,8 @@ def _evaluate(expr: Expr, doc: Document, fields: tuple[str, ...]) -> tuple[bool,
     """The value of `expr` and the hits that account for it (also for a false value: NOT flips).
 
     A true AND is accounted for by all its children, a false AND by its first false child, an OR
-    by every child that agrees with it (a true OR reports every alternative that fired).
+    by every child that agrees with it (a true OR reports every alternative that fired), a true
+    NEAR by every pair of occurrences close enough.
     """
     if isinstance(expr, Term):
         found = doc.occurrences(expr, fields)
@@ -155,6 +257,11 @@ def _evaluate(expr: Expr, doc: Document, fields: tuple[str, ...]) -> tuple[bool,
     if isinstance(expr, Not):
         value, hits = _evaluate(expr.child, doc, fields)
         return not value, hits
+    if isinstance(expr, Scope):
+        return _evaluate(expr.child, doc, tuple(f for f in fields if f == expr.name))
+    if isinstance(expr, Near):
+        hits = _near(expr, doc, fields)
+        return bool(hits), hits
     if isinstance(expr, And):
         hits = []
         for child in expr.children:
@@ -166,6 +273,23 @@ def _evaluate(expr: Expr, doc: Document, fields: tuple[str, ...]) -> tuple[bool,
     results = [_evaluate(child, doc, fields) for child in expr.children]
     value = any(v for v, _ in results)
     return value, [h for v, hits in results if v == value for h in hits]
+
+
+def _near(expr: Near, doc: Document, fields: tuple[str, ...]) -> list[Hit]:
+    """The hits of every left/right pair in one field within `expr.distance` words."""
+    left = [(t, o) for t in terms(expr.left) for o in doc.locate(t, fields)]
+    if not left:
+        return []
+    right = [(t, o) for t in terms(expr.right) for o in doc.locate(t, fields)]
+    hits: list[Hit] = []
+    for a_term, a in left:
+        for b_term, b in right:
+            if a.field != b.field or distance(a, b) > expr.distance:
+                continue
+            if expr.ordered and not (a.start < b.start or (a.start == b.start and a.end < b.end)):
+                continue
+            hits += (_hit(a_term, a), _hit(b_term, b))
+    return hits
 
 
 def match_rule(rule: Rule, doc: Document) -> RuleMatch | None:

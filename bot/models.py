@@ -81,6 +81,7 @@ class Hit:
     field: str
     start: int
     end: int
+    alias: str = ""  # the alias set (`@name`) the term came from, if any
 
 
 @dataclass(frozen=True)

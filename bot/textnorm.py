@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Hangul syllables, jamo (conjoining, compatibility, extended) and halfwidth jamo.
 _HANGUL = "\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uffa0-\uffdc"
@@ -48,6 +48,7 @@ class Token:
     start: int
     end: int
     hangul: bool
+    cased: str = field(default="", compare=False)  # NFKC without case folding, for `{US}`
 
 
 def normalize(text: str) -> str:
@@ -65,10 +66,11 @@ def tokenize(text: str) -> tuple[Token, ...]:
         raw = found[kind]
         if kind in _DROP:
             raw = raw.translate(_DROP[kind])
-        word = raw.lower() if raw.isascii() else unicodedata.normalize("NFKC", raw).casefold()
+        cased = raw if raw.isascii() else unicodedata.normalize("NFKC", raw)
+        word = cased.lower() if raw.isascii() else cased.casefold()
         if word:
             start, end = found.span()
-            tokens.append(Token(word, start, end, kind == _HANGUL_RUN))
+            tokens.append(Token(word, start, end, kind == _HANGUL_RUN, cased))
     return tuple(tokens)
 
 
@@ -80,3 +82,13 @@ def words(text: str) -> tuple[str, ...]:
 def is_hangul(word: str) -> bool:
     """True when `word` is written in Hangul (such a word then matches inside longer words)."""
     return _IS_HANGUL.fullmatch(word) is not None
+
+
+def cased_words(text: str) -> tuple[str, ...]:
+    """The words of `text` normalized but not case-folded (for exact-case terms)."""
+    return tuple(token.cased for token in tokenize(text))
+
+
+def squeezable(gap: str) -> bool:
+    """Whether the characters between two Hangul words only space them (`주한 미군`)."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in gap)
