@@ -6,7 +6,7 @@ import pytest
 
 from bot.errors import QuerySyntaxError
 from bot.match import Document, evaluate
-from bot.query import And, Near, Not, Or, Scope, Term, never_matches, parse_query, terms
+from bot.query import And, Near, Or, Scope, Term, never_matches, parse_query, terms
 
 
 def doc_of(title: str = "", summary: str = "", content: str = "") -> Document:
