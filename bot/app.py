@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Mapping
 from datetime import timedelta, tzinfo
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.clock import Clock, SystemClock
@@ -16,11 +17,12 @@ from bot.deliver import DeliveryReport, deliver_due
 from bot.fetch import Fetcher, FetchPolicy
 from bot.models import FeedConfig
 from bot.poll import PollOutcome, poll_feed
-from bot.rules import load_rules
+from bot.rules import load_library
 from bot.runtime import Runtime, make_worker_pool
 from bot.scheduler import START_SPREAD, Scheduler
 from bot.slack import Sender, SlackSender, TerminalSender
 from bot.store import Store
+from bot.watch import FileWatch
 
 log = logging.getLogger("newswatch")
 
@@ -50,6 +52,7 @@ class App:
         self.fetcher = fetcher
         self._deliver_lock = asyncio.Lock()
         self._polls: set[asyncio.Task[object]] = set()  # polls in flight, for a clean stop
+        self.rule_watch = FileWatch((config.rules_dir, config.aliases_dir))
 
     @classmethod
     def create(
@@ -71,13 +74,16 @@ class App:
         return cls(config, rt, Fetcher(fetch_policy(config)))
 
     async def load_rules(self) -> None:
-        """(Re)load rules: good files take effect, broken ones keep their last good version."""
+        """(Re)load aliases and rules: good files take effect, broken ones keep their last good
+        version; the new set replaces the old one in a single assignment."""
         rt, config = self.rt, self.config
+        self.rule_watch.mark()  # an edit made while loading is noticed on the next check
         snapshots = await rt.db(rt.store.rule_snapshots)
-        ruleset = load_rules(
+        ruleset = load_library(
             config.rules_dir,
+            config.aliases_dir,
             config.slack.default_channel,
-            previous=rt.rules if rt.rules.rules else None,
+            previous=rt.rules if rt.rules.rules or rt.rules.aliases.terms else None,
             known_feeds=[f.name for f in config.feeds],
             snapshots=snapshots,
         )
@@ -89,12 +95,23 @@ class App:
             kept = (
                 " (its last good version keeps running)" if str(error.path) in ruleset.stale else ""
             )
-            await rt.notice(f"rule:{error.path}", f"rule file {error}{kept}")
+            await rt.notice(f"rule:{error.path}", f"{self._kind(error.path)} {error}{kept}")
         for key, _ in await rt.db(rt.store.active_notices):
             path = key.removeprefix("rule:")
             if key.startswith("rule:") and path not in broken:
-                await rt.resolve(key, f"rule file {path} loads again")
+                await rt.resolve(key, f"{self._kind(Path(path))} {path} loads again")
         log.info("rules loaded: %d active, %d with errors", len(ruleset.rules), len(ruleset.errors))
+
+    async def check_rules(self) -> bool:
+        """Reload aliases and rules when their files changed (run every second or two)."""
+        if not self.rule_watch.changed(self.rt.clock.now()):
+            return False
+        log.info("rule or alias files changed; reloading")
+        await self.load_rules()
+        return True
+
+    def _kind(self, path: Path) -> str:
+        return "alias file" if path.parent == self.config.aliases_dir else "rule file"
 
     async def poll(self, feed: FeedConfig) -> PollOutcome:
         task = asyncio.current_task()
@@ -136,7 +153,13 @@ class App:
     ) -> None:
         """Poll and deliver on the scheduler until `stop` is set."""
         await self.load_rules()
-        scheduler = Scheduler(self.config.feeds, self.poll, self.deliver, start_spread=start_spread)
+        scheduler = Scheduler(
+            self.config.feeds,
+            self.poll,
+            self.deliver,
+            start_spread=start_spread,
+            check_rules=self.check_rules,
+        )
         scheduler.start()
         log.info(
             "newswatch running: %d feeds, %d rules",

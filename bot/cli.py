@@ -17,11 +17,12 @@ from bot.app import App, fetch_policy
 from bot.clock import SystemClock
 from bot.config import Config, load_config
 from bot.errors import ConfigError, FeedError, NewswatchError
+from bot.explain import emphasized
 from bot.fetch import Fetcher, FetchPolicy
 from bot.models import FeedConfig, Rule
 from bot.normalize import normalize_entries
 from bot.parse import parse_feed
-from bot.rules import load_rules, rule_files
+from bot.rules import load_library, rule_files
 from bot.work import matches_for
 
 DEFAULT_CONFIG = "config.yaml"
@@ -63,7 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     match = sub.add_parser("match", help="show which rules match the articles of feeds")
     match.add_argument("sources", nargs="+", metavar="SOURCE", help="feed file or URL")
     match.add_argument("--rules", type=Path, help="rules folder (default: from the config)")
+    match.add_argument("--aliases", type=Path, help="aliases folder (default: from the config)")
     match.add_argument("--json", action="store_true", help="one JSON object per match")
+    match.add_argument(
+        "--explain", action="store_true", help="show each term that fired and its sentence"
+    )
     match.set_defaults(func=cmd_match)
 
     status = sub.add_parser("status", help="feeds, pending alerts and open problems")
@@ -103,24 +108,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not config.rules_dir.is_dir():
         problems.append(f"{config.rules_dir}: rules folder does not exist")
     files = rule_files(config.rules_dir)
-    ruleset = load_rules(
-        config.rules_dir, config.slack.default_channel, known_feeds=[f.name for f in config.feeds]
+    if config.aliases_dir is not None and not config.aliases_dir.is_dir():
+        problems.append(f"{config.aliases_dir}: aliases folder does not exist")
+    ruleset = load_library(
+        config.rules_dir,
+        config.aliases_dir,
+        config.slack.default_channel,
+        known_feeds=[f.name for f in config.feeds],
     )
     problems += [str(error) for error in ruleset.errors]
     for problem in problems:
         print(problem)
     print(
-        f"{len(config.feeds)} feeds, {len(ruleset.rules)} of {len(files)} rules OK, "
-        f"{len(problems)} problems"
+        f"{len(config.feeds)} feeds, {len(ruleset.aliases.terms)} aliases, "
+        f"{len(ruleset.rules)} of {len(files)} rules OK, {len(problems)} problems"
     )
     return 1 if problems else 0
 
 
 def cmd_match(args: argparse.Namespace) -> int:
     config_path = Path(args.config)
+    aliases_dir: Path | None = None
     if config_path.exists():
         config = load_config(config_path)
         rules_dir, channel = config.rules_dir, config.slack.default_channel
+        aliases_dir = config.aliases_dir
         policy = fetch_policy(config)
     elif args.rules is not None:
         rules_dir, channel = args.rules, MATCH_DEFAULT_CHANNEL
@@ -128,15 +140,22 @@ def cmd_match(args: argparse.Namespace) -> int:
     else:
         raise ConfigError(config_path, "no config file; name a rules folder with --rules")
     rules_dir = args.rules or rules_dir
-    ruleset = load_rules(rules_dir, channel)
+    ruleset = load_library(rules_dir, args.aliases or aliases_dir, channel)
     for error in ruleset.errors:
         print(f"skipped: {error}", file=sys.stderr)
-    status = asyncio.run(_match(args.sources, list(ruleset.rules), policy, as_json=args.json))
+    status = asyncio.run(
+        _match(args.sources, list(ruleset.rules), policy, as_json=args.json, explain=args.explain)
+    )
     return status or (1 if ruleset.errors else 0)
 
 
 async def _match(
-    sources: Sequence[str], rules: list[Rule], policy: FetchPolicy, *, as_json: bool
+    sources: Sequence[str],
+    rules: list[Rule],
+    policy: FetchPolicy,
+    *,
+    as_json: bool,
+    explain: bool = False,
 ) -> int:
     fetcher = Fetcher(policy)
     failed = 0
@@ -169,6 +188,15 @@ async def _match(
                                     if article.published
                                     else None,
                                     "matched": list(match.terms),
+                                    "explanation": [
+                                        {
+                                            "field": e.field,
+                                            "terms": list(e.terms),
+                                            "sentence": emphasized(e.sentence, "", ""),
+                                            "marked": emphasized(e.sentence, "**", "**"),
+                                        }
+                                        for e in match.evidence
+                                    ],
                                 },
                                 ensure_ascii=False,
                             )
@@ -177,6 +205,10 @@ async def _match(
                         terms = ", ".join(match.terms)
                         print(f"{rule.name}: {article.title}\n    {article.link or '-'}")
                         print(f"    matched: {terms}")
+                        if explain:
+                            for e in match.evidence:
+                                print(f"    {e.field}: {', '.join(e.terms)}")
+                                print(f"        {emphasized(e.sentence)}")
     finally:
         await fetcher.aclose()
     return 1 if failed else 0

@@ -46,6 +46,7 @@ class Config:
     fetch: FetchConfig = field(default_factory=FetchConfig)
     display_timezone: str = "UTC"
     workers: int = 0  # 0: one parsing process per core
+    aliases_dir: Path | None = None  # alias sets (`@usfk`) shared by every rule
 
     def feed(self, name: str) -> FeedConfig:
         for feed in self.feeds:
@@ -54,7 +55,16 @@ class Config:
         raise KeyError(name)
 
 
-TOP_KEYS = {"rules", "database", "slack", "feeds", "fetch", "display_timezone", "workers"}
+TOP_KEYS = {
+    "rules",
+    "database",
+    "slack",
+    "feeds",
+    "fetch",
+    "display_timezone",
+    "workers",
+    "aliases",
+}
 SLACK_KEYS = {"default_channel", "admin_channel"}
 FEED_KEYS = {"name", "url", "interval", "backlog"}
 FETCH_KEYS = {"deadline", "max_bytes", "allow_private"}
@@ -125,15 +135,22 @@ class _ConfigReader:
         tz = top.get("display_timezone", "UTC")
         if not isinstance(tz, str) or not _known_timezone(tz):
             raise self.fail(f"unknown display_timezone {tz!r}", "display_timezone")
+        rules_dir = self.path_value(top.get("rules", "rules/"), "rules")
+        aliases_dir = None
+        if "aliases" in top:
+            aliases_dir = self.path_value(top["aliases"], "aliases")
+            if aliases_dir == rules_dir or rules_dir in aliases_dir.parents:
+                raise self.fail("aliases must be a folder outside the rules folder", "aliases")
         return Config(
             path=self.doc.path,
-            rules_dir=self.path_value(top.get("rules", "rules/"), "rules"),
+            rules_dir=rules_dir,
             database=self.path_value(top.get("database", "newswatch.db"), "database"),
             slack=SlackConfig(slack["default_channel"], admin),
             feeds=feeds,
             fetch=self.fetch(top.get("fetch", {})),
             display_timezone=tz,
             workers=workers,
+            aliases_dir=aliases_dir,
         )
 
     def path_value(self, value: Any, key: str) -> Path:

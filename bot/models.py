@@ -91,6 +91,7 @@ class RuleMatch:
     rule: str
     terms: tuple[str, ...]  # distinct terms in query order
     hits: tuple[Hit, ...]
+    evidence: tuple[Evidence, ...] = ()  # why it matched, sentence by sentence
 
 
 @dataclass(frozen=True)
@@ -159,3 +160,12 @@ def parse_duration(text: str) -> timedelta:
     if value < 0:
         raise ValueError(f"duration must not be negative: {text!r}")
     return timedelta(seconds=value * unit)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Terms that fired in one sentence of one field, and that sentence with them marked."""
+
+    field: str
+    terms: tuple[str, ...]  # as written in the query; `@alias: term` for a term of an alias set
+    sentence: str  # the sentence, matched terms marked with \x02 ... \x03

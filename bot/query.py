@@ -21,7 +21,7 @@ with the 1-based column of the culprit.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -138,18 +138,36 @@ EXPR_TYPES = (Term, And, Or, Not, Near, Scope)
 Aliases: TypeAlias = Mapping[str, tuple[Term, ...]]  # alias name → its terms
 
 
-def parse_query(text: str, aliases: Aliases | None = None) -> Expr:
+def parse_query(text: str, aliases: Aliases | None = None, *, check: bool = True) -> Expr:
     """Parse `text`; raise QuerySyntaxError(reason, column) when it is not a valid query.
 
-    `@name` is replaced by the terms of alias set `name` from `aliases`.
+    `@name` is replaced by the terms of alias set `name` from `aliases`. `check=False` skips
+    `check_query` (for a part of a structured rule, checked as a whole afterwards).
     """
     tokens = list(_lex(text))
     if not tokens:
         raise QuerySyntaxError("the query is empty", 1)
     parser = _Parser(tokens, aliases or {})
     expr = parser.parse()
-    check_query(expr)
+    if check:
+        check_query(expr)
     return expr
+
+
+def combine(
+    all_of: Sequence[Expr] = (), any_of: Sequence[Expr] = (), none_of: Sequence[Expr] = ()
+) -> Expr:
+    """The structured form: every one of `all_of`, one of `any_of`, none of `none_of`.
+
+    It builds the very AST the parser builds for `a b (c OR d) NOT e NOT f`.
+    """
+    parts = list(all_of)
+    if any_of:
+        parts.append(any_of[0] if len(any_of) == 1 else Or(_flatten(Or, list(any_of))))
+    parts += [n.child if isinstance(n, Not) else Not(n) for n in none_of]
+    if not parts:
+        raise ValueError("nothing to combine")
+    return parts[0] if len(parts) == 1 else And(_flatten(And, parts))
 
 
 def check_query(expr: Expr) -> None:
@@ -184,6 +202,10 @@ def terms(expr: Expr) -> tuple[Term, ...]:
 def parse_term(text: str, column: int = 1) -> Term:
     """One term as written in an alias set: a word, several words (a phrase), `{EXACT}`, `x*`."""
     tokens = list(_lex(text))
+    if any(t.kind in OPERATORS or t.kind == "NEAR" for t in tokens):
+        raise QuerySyntaxError(
+            "an alias entry is one term or phrase: list alternatives as separate entries", column
+        )
     if len(tokens) == 1 and tokens[0].kind in ("term", "exact", "phrase"):
         term = _term(tokens[0])
     elif text.strip() and not any(c in _STOP for c in text):

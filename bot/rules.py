@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bot.aliases import AliasSet, load_aliases
 from bot.config import valid_channel
 from bot.errors import QuerySyntaxError, RuleError
 from bot.models import FIELDS, Rule
-from bot.query import parse_query
+from bot.query import Aliases, Expr, check_query, combine, describe, never_matches, parse_query
 from bot.yamlfile import Document, YamlProblem, parse_yaml, read_yaml
 
-RULE_KEYS = frozenset({"name", "description", "query", "channel", "fields", "feeds"})
+STRUCTURED = ("all", "any", "none")
+RULE_KEYS = frozenset({"name", "description", "query", "channel", "fields", "feeds", *STRUCTURED})
 RULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 RULE_SUFFIXES = (".yaml", ".yml")
 
@@ -27,6 +29,7 @@ class RuleSet:
     errors: tuple[RuleError, ...] = ()
     stale: tuple[str, ...] = ()  # paths whose last good version is kept after a broken edit
     sources: tuple[tuple[str, str], ...] = ()  # (path, text) of every file that loaded cleanly
+    aliases: AliasSet = field(default_factory=AliasSet)  # the alias sets the rules were built with
 
     def by_name(self, name: str) -> Rule:
         for rule in self.rules:
@@ -41,20 +44,33 @@ def rule_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in RULE_SUFFIXES and p.is_file())
 
 
-def load_rule(path: Path, default_channel: str, known_feeds: Iterable[str] | None = None) -> Rule:
+def load_rule(
+    path: Path,
+    default_channel: str,
+    known_feeds: Iterable[str] | None = None,
+    aliases: Aliases | None = None,
+) -> Rule:
     """Read one rule file; raise RuleError with file, line, column and reason."""
-    return _load(path, None, default_channel, known_feeds)[0]
+    return _load(path, None, default_channel, known_feeds, aliases)[0]
 
 
 def load_rule_text(
-    text: str, path: Path, default_channel: str, known_feeds: Iterable[str] | None = None
+    text: str,
+    path: Path,
+    default_channel: str,
+    known_feeds: Iterable[str] | None = None,
+    aliases: Aliases | None = None,
 ) -> Rule:
     """Like load_rule, from text already read (a file's last good version, say)."""
-    return _load(path, text, default_channel, known_feeds)[0]
+    return _load(path, text, default_channel, known_feeds, aliases)[0]
 
 
 def _load(
-    path: Path, text: str | None, default_channel: str, known_feeds: Iterable[str] | None
+    path: Path,
+    text: str | None,
+    default_channel: str,
+    known_feeds: Iterable[str] | None,
+    aliases: Aliases | None = None,
 ) -> tuple[Rule, str]:
     """The rule and the exact text it was read from (the file's, unless `text` is given)."""
     try:
@@ -62,7 +78,7 @@ def _load(
     except YamlProblem as exc:
         raise RuleError(path, exc.reason, exc.line, exc.column) from exc
     feeds = None if known_feeds is None else set(known_feeds)
-    return _read_rule(doc, default_channel, feeds), doc.text
+    return _read_rule(doc, default_channel, feeds, aliases or {}), doc.text
 
 
 def load_rules(
@@ -71,11 +87,12 @@ def load_rules(
     previous: RuleSet | None = None,
     known_feeds: Iterable[str] | None = None,
     snapshots: dict[str, str] | None = None,
+    aliases: Aliases | None = None,
 ) -> RuleSet:
     """Load every rule file; a broken file keeps its last good version (if any) and says why.
 
     The last good version is the rule from `previous` (the set running now) or, at start-up,
-    the file's text from `snapshots` (kept in the store).
+    the file's text from `snapshots` (kept in the store). `@name` in queries comes from `aliases`.
     """
     feeds = None if known_feeds is None else set(known_feeds)
     old = {rule.path: rule for rule in previous.rules} if previous else {}
@@ -86,12 +103,12 @@ def load_rules(
     names: dict[str, str] = {}
     for path in rule_files(directory):
         try:
-            rule, source = _load(path, None, default_channel, feeds)
+            rule, source = _load(path, None, default_channel, feeds, aliases)
             sources.append((str(path), source))  # the text that loaded, read once
         except RuleError as exc:
             errors.append(exc)
             kept = old.get(str(path)) or _from_snapshot(
-                (snapshots or {}).get(str(path)), path, default_channel, feeds
+                (snapshots or {}).get(str(path)), path, default_channel, feeds, aliases
             )
             if kept is None:
                 continue
@@ -107,18 +124,43 @@ def load_rules(
     return RuleSet(tuple(rules), tuple(errors), tuple(stale), tuple(sources))
 
 
+def load_library(
+    rules_dir: Path,
+    aliases_dir: Path | None,
+    default_channel: str,
+    previous: RuleSet | None = None,
+    known_feeds: Iterable[str] | None = None,
+    snapshots: dict[str, str] | None = None,
+) -> RuleSet:
+    """The alias sets, then every rule built with them; errors of both, each with its file."""
+    aliases = load_aliases(aliases_dir, previous.aliases if previous else None)
+    rules = load_rules(rules_dir, default_channel, previous, known_feeds, snapshots, aliases.terms)
+    return replace(
+        rules,
+        errors=aliases.errors + rules.errors,
+        stale=aliases.stale + rules.stale,
+        aliases=aliases,
+    )
+
+
 def _from_snapshot(
-    text: str | None, path: Path, default_channel: str, feeds: set[str] | None
+    text: str | None,
+    path: Path,
+    default_channel: str,
+    feeds: set[str] | None,
+    aliases: Aliases | None,
 ) -> Rule | None:
     if text is None:
         return None
     try:
-        return load_rule_text(text, path, default_channel, feeds)
+        return load_rule_text(text, path, default_channel, feeds, aliases)
     except RuleError:
         return None
 
 
-def _read_rule(doc: Document, default_channel: str, known_feeds: set[str] | None) -> Rule:
+def _read_rule(
+    doc: Document, default_channel: str, known_feeds: set[str] | None, aliases: Aliases
+) -> Rule:
     path = doc.path
 
     def fail(reason: str, *keys: object) -> RuleError:
@@ -134,20 +176,39 @@ def _read_rule(doc: Document, default_channel: str, known_feeds: set[str] | None
                 f"unknown key {key!r} (expected one of: {', '.join(sorted(RULE_KEYS))})",
                 doc.key_line(key),
             )
-    for required in ("name", "query"):
-        if required not in data:
-            raise fail(f"missing required key {required!r}")
+    if "name" not in data:
+        raise fail("missing required key 'name'")
+    structured = [key for key in STRUCTURED if key in data]
+    if "query" in data and structured:
+        raise RuleError(
+            path,
+            f"a rule has either 'query' or all/any/none, not both ({structured[0]!r} here)",
+            doc.key_line(structured[0]),
+        )
+    if "query" not in data and not structured:
+        raise fail("missing required key 'query' (or the structured all/any/none)")
     name = data["name"]
     if not isinstance(name, str) or not RULE_NAME.match(name):
         raise fail("name must be letters, digits, '.', '_' or '-' (at most 80)", "name")
-    query = data["query"]
-    if not isinstance(query, str):
-        raise fail("query must be a string (quote it)", "query")
-    try:
-        expr = parse_query(query)
-    except QuerySyntaxError as exc:
-        line, column = doc.position_in(("query",), max(exc.column - 1, 0))
-        raise RuleError(path, f"query: {exc.reason}", line, column) from exc
+    fields = _fields(data.get("fields"), doc)
+    if structured:
+        expr = _structured(doc, {k: data[k] for k in structured}, (), aliases)
+        try:
+            check_query(expr)
+        except QuerySyntaxError as exc:
+            raise RuleError(path, exc.reason, doc.key_line(structured[0])) from exc
+        query = describe(expr)
+    else:
+        query = data["query"]
+        if not isinstance(query, str):
+            raise fail("query must be a string (quote it)", "query")
+        expr = _parse(doc, ("query",), query, aliases, check=True)
+    if (never := never_matches(expr, fields)) is not None:
+        reason, column = never
+        if structured:
+            raise RuleError(path, f"can never match: {reason}", doc.key_line(structured[0]))
+        line, col = doc.position_in(("query",), max(column - 1, 0))
+        raise RuleError(path, f"query: can never match: {reason}", line, col)
     channel = data.get("channel", default_channel)
     if not valid_channel(channel):
         raise fail(
@@ -157,11 +218,56 @@ def _read_rule(doc: Document, default_channel: str, known_feeds: set[str] | None
         name=name,
         query=query,
         channel=channel,
-        fields=_fields(data.get("fields"), doc),
+        fields=fields,
         feeds=_feeds(data.get("feeds"), doc, known_feeds),
         path=str(path),
         expr=expr,
     )
+
+
+def _parse(
+    doc: Document, keys: tuple[object, ...], text: str, aliases: Aliases, *, check: bool
+) -> Expr:
+    """Parse the query string at `keys`; an error points at its line and column in the file."""
+    try:
+        return parse_query(text, aliases, check=check)
+    except QuerySyntaxError as exc:
+        line, column = doc.position_in(keys, max(exc.column - 1, 0))
+        label = ".".join(str(k) if isinstance(k, str) else f"[{k}]" for k in keys)
+        raise RuleError(
+            doc.path, f"{label.replace('.[', '[')}: {exc.reason}", line, column
+        ) from exc
+
+
+def _structured(
+    doc: Document, node: dict[str, Any], keys: tuple[object, ...], aliases: Aliases
+) -> Expr:
+    """`all:` / `any:` / `none:` lists of query strings or nested mappings, as one expression."""
+    parts: dict[str, list[Expr]] = {key: [] for key in STRUCTURED}
+    for key, items in node.items():
+        where = (*keys, key)
+        if key not in STRUCTURED:
+            raise RuleError(
+                doc.path, f"unknown key {key!r} (expected all, any or none)", doc.key_line(*where)
+            )
+        if isinstance(items, str):
+            items = [items]
+        if not isinstance(items, list) or not items:
+            raise RuleError(
+                doc.path, f"{key} must be a non-empty list of queries", doc.line(*where)
+            )
+        for i, item in enumerate(items):
+            if isinstance(item, str):
+                parts[key].append(_parse(doc, (*where, i), item, aliases, check=False))
+            elif isinstance(item, dict) and item:
+                parts[key].append(_structured(doc, item, (*where, i), aliases))
+            else:
+                raise RuleError(
+                    doc.path,
+                    f"each item of {key} is a query string or a mapping of all/any/none",
+                    doc.line(*where, i),
+                )
+    return combine(parts["all"], parts["any"], parts["none"])
 
 
 def _string_list(value: Any, key: str, doc: Document) -> list[str]:

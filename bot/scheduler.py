@@ -19,6 +19,7 @@ JITTER_FRACTION = 0.1  # each poll moves by up to ±10 % of its interval ...
 MAX_JITTER = timedelta(seconds=60)  # ... and never by more than a minute
 START_SPREAD = timedelta(seconds=10)  # first polls spread over this, not all at once
 DELIVERY_INTERVAL = timedelta(seconds=5)  # how often the outbox is checked for due retries
+RULE_CHECK_INTERVAL = timedelta(seconds=2)  # rule and alias edits take effect within seconds
 
 
 def poll_trigger(feed: FeedConfig) -> IntervalTrigger:
@@ -39,11 +40,13 @@ class Scheduler:
         deliver: Callable[[], Awaitable[object]],
         rng: random.Random | None = None,
         start_spread: timedelta = START_SPREAD,
+        check_rules: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._feeds = tuple(feeds)
         self._start_spread = start_spread
         self._poll = poll
         self._deliver = deliver
+        self._check_rules = check_rules
         self._rng = rng or random.Random()
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
@@ -72,6 +75,13 @@ class Scheduler:
             name="deliver pending alerts",
             next_run_time=now,
         )
+        if self._check_rules is not None:
+            self._scheduler.add_job(
+                self._check_rules,
+                IntervalTrigger(seconds=RULE_CHECK_INTERVAL.total_seconds(), timezone=UTC),
+                id="check-rules",
+                name="reload edited rule and alias files",
+            )
         self._scheduler.start()
 
     def shutdown(self) -> None:

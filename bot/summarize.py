@@ -14,6 +14,7 @@ MARK_END = "\x03"
 MAX_SENTENCES = 3
 MAX_SENTENCE_CHARS = 300  # per sentence, "…" included
 MIN_SENTENCE_CHARS = 20  # shorter fragments (datelines, bylines) only fill in last
+FIELDS_WITH_BODY = ("content", "summary")
 
 # Words that end in "." without ending the sentence (compared lower-case, dot removed).
 _ABBREVIATION_WORDS = """
@@ -116,11 +117,12 @@ def summarize(
     """1..max_sentences sentences in document order, each at most `max_chars` characters.
 
     Empty only when the article has no text at all.
-    The body is the content when it is longer than the summary, else the summary; the title only
-    when there is no body. Sentences holding the most distinct matched terms win, then the
-    earliest (fragments shorter than MIN_SENTENCE_CHARS last).
+    The body is the one of content and summary holding the most distinct matched terms, else
+    the longer of the two; the title only when there is no body. Sentences holding the most
+    distinct matched terms win, then the earliest (fragments shorter than MIN_SENTENCE_CHARS
+    last). Each is marked like the sentences of a match's explanation (bot/explain.py).
     """
-    field = _body_field(article)
+    field = _body_field(article, [h for m in matches for h in m.hits])
     text = article.field_text(field)
     spans = split_sentences(text)
     if not spans:
@@ -141,11 +143,14 @@ def summarize(
         return (-len({h.term for h in hits_in[k]}), end - start < MIN_SENTENCE_CHARS, k)
 
     chosen = sorted(sorted(range(len(spans)), key=rank)[: max(1, max_sentences)])
-    return tuple(_mark(text, spans[k], hits_in[k], max_chars) for k in chosen)
+    return tuple(mark_sentence(text, spans[k], hits_in[k], max_chars) for k in chosen)
 
 
-def _body_field(article: Article) -> str:
+def _body_field(article: Article, hits: Sequence[Hit]) -> str:
     content, summary = article.content.strip(), article.summary.strip()
+    found = {name: len({h.term for h in hits if h.field == name}) for name in FIELDS_WITH_BODY}
+    if content and summary and found["content"] != found["summary"]:
+        return max(FIELDS_WITH_BODY, key=lambda name: found[name])
     if content and len(content) > len(summary):
         return "content"
     if summary:
@@ -153,7 +158,7 @@ def _body_field(article: Article) -> str:
     return "title"
 
 
-def _mark(text: str, span: tuple[int, int], hits: Sequence[Hit], max_chars: int) -> str:
+def mark_sentence(text: str, span: tuple[int, int], hits: Sequence[Hit], max_chars: int) -> str:
     """The sentence at `span`: whitespace collapsed, capped at a word, hits wrapped in marks.
 
     When the first hit lies beyond the cap, the excerpt starts a little before it, with "…".

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.explain import explain
 from bot.match import Document, match_rule
 from bot.models import AlertContent, Article, Candidate, Rule, RuleMatch
 from bot.normalize import normalize_entries
@@ -36,7 +37,8 @@ def process_body(
 
 
 def matches_for(article: Article, rules: Sequence[Rule]) -> list[tuple[Rule, RuleMatch]]:
-    """Every rule that matches the article (rules limited to other feeds are skipped)."""
+    """Every rule that matches the article (rules limited to other feeds are skipped), each
+    with its explanation."""
     doc = Document.from_article(article)
     found = []
     for rule in rules:
@@ -44,7 +46,8 @@ def matches_for(article: Article, rules: Sequence[Rule]) -> list[tuple[Rule, Rul
             continue
         match = match_rule(rule, doc)
         if match is not None:
-            found.append((rule, match))
+            texts = {name: index.text for name, index in doc.fields.items()}
+            found.append((rule, explain(match, texts)))
     return found
 
 
