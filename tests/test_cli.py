@@ -116,3 +116,55 @@ def test_the_offline_demo_prints_alerts_to_the_terminal(tmp_path: Path) -> None:
 def test_the_demo_config_that_make_demo_uses_is_valid() -> None:
     result = newswatch("--config", str(REPO / "examples" / "demo-config.yaml"), "check")
     assert result.returncode == 0, result.stdout
+
+
+def test_check_reports_unknown_aliases_duplicates_and_queries_that_can_never_match(
+    tmp_path: Path,
+) -> None:
+    rules, aliases = tmp_path / "rules", tmp_path / "aliases"
+    rules.mkdir()
+    aliases.mkdir()
+    (aliases / "a.yaml").write_text("usfk: [USFK, 주한미군]\nempty: []\n", encoding="utf-8")
+    (aliases / "b.yaml").write_text("usfk: [USFK]\n", encoding="utf-8")
+    (rules / "a.yaml").write_text("name: a\nquery: >-\n  troops\n  @usfck\n", encoding="utf-8")
+    (rules / "b.yaml").write_text("name: b\nquery: '@usfk cut*'\n", encoding="utf-8")
+    (rules / "f.yaml").write_text("name: b\nquery: korea\n", encoding="utf-8")
+    (rules / "c.yaml").write_text("name: c\nquery: '@empty OR x'\n", encoding="utf-8")
+    (rules / "d.yaml").write_text(
+        "name: d\nfields: [summary]\nquery: title:(@usfk)\n", encoding="utf-8"
+    )
+    (rules / "e.yaml").write_text("name: e\nquery: korea NOT korea\n", encoding="utf-8")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        'rules: rules/\naliases: aliases/\nslack:\n  default_channel: "#news"\nfeeds: []\n',
+        encoding="utf-8",
+    )
+    result = newswatch("--config", str(config), "check")
+    assert result.returncode == 1
+    out = result.stdout
+    assert f"{aliases / 'b.yaml'}: alias 'usfk' is also defined in {aliases / 'a.yaml'}" in out
+    assert f"{rules / 'a.yaml'}:4:3: query: unknown alias @usfck (known: @empty, @usfk)" in out
+    assert f"{rules / 'f.yaml'}: duplicate rule name 'b' (also in {rules / 'b.yaml'})" in out
+    assert f"{rules / 'c.yaml'}:2:9: query: alias @empty is empty: it can never match" in out
+    assert f"{rules / 'd.yaml'}:3:8: query: can never match: title: is outside" in out
+    assert f"{rules / 'e.yaml'}:2:14: query: the query can never match" in out
+    assert "2 aliases, 1 of 6 rules OK, 6 problems" in out
+
+
+def test_match_explain_shows_each_term_its_field_and_sentence() -> None:
+    result = newswatch(
+        "--config", "/nonexistent.yaml", "match", "--rules", "rules", "--explain", str(DEMO_FEED)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "    summary: " in result.stdout
+    assert "[28,500]" in result.stdout  # the term, marked inside its sentence
+    rows = newswatch(
+        "--config", "/nonexistent.yaml", "match", "--rules", "rules", "--json", str(DEMO_FEED)
+    )
+    explained = [json.loads(line)["explanation"] for line in rows.stdout.splitlines()]
+    assert all(explained), "every match says why"
+    for reasons in explained:
+        for reason in reasons:
+            assert reason["field"] in ("title", "summary", "content")
+            assert reason["terms"] and reason["sentence"]
+            assert reason["marked"].count("**") >= 2
