@@ -11,7 +11,7 @@ from bot.errors import RuleError
 from bot.explain import plain
 from bot.match import Document, match_rule
 from bot.models import Rule, RuleMatch
-from bot.query import parse_query
+from bot.query import parse_query, parse_term
 from bot.rules import load_library, load_rule
 from bot.summarize import summarize
 from bot.work import matches_for
