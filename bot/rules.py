@@ -190,6 +190,8 @@ def _read_rule(
     name = data["name"]
     if not isinstance(name, str) or not RULE_NAME.match(name):
         raise fail("name must be letters, digits, '.', '_' or '-' (at most 80)", "name")
+    if not isinstance(data.get("description", ""), str):
+        raise fail("description must be text", "description")
     fields = _fields(data.get("fields"), doc)
     if structured:
         expr = _structured(doc, {k: data[k] for k in structured}, (), aliases)
