@@ -21,10 +21,11 @@ if str(REPO) not in sys.path:  # run as a script: make `tests.shared` importable
 
 from bot.match import Document, match_rule  # noqa: E402
 from bot.models import Rule  # noqa: E402
-from bot.rules import load_rules as load_rule_files  # noqa: E402
+from bot.rules import load_library  # noqa: E402
 from tests.shared import CORPUS  # noqa: E402
 
 RULES_DIR = REPO / "rules"
+ALIASES_DIR = REPO / "aliases"
 LABELS = REPO / "tests" / "data" / "rule_labels.json"
 ITEMS = CORPUS / "items.jsonl"
 
@@ -66,9 +67,10 @@ class Score:
         return self.true_positives / relevant if relevant else 1.0
 
 
-def load_rules(directory: Path = RULES_DIR) -> dict[str, Rule]:
-    """Every rule file, through the bot's own loader; a broken file stops the measurement."""
-    ruleset = load_rule_files(directory, "#news-alerts")
+def load_rules(directory: Path = RULES_DIR, aliases: Path = ALIASES_DIR) -> dict[str, Rule]:
+    """Every rule file with the alias sets, through the bot's own loader; a broken file stops
+    the measurement."""
+    ruleset = load_library(directory, aliases, "#news-alerts")
     if ruleset.errors:
         raise SystemExit("\n".join(str(error) for error in ruleset.errors))
     return {rule.name: rule for rule in ruleset.rules}

@@ -64,7 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     match = sub.add_parser("match", help="show which rules match the articles of feeds")
     match.add_argument("sources", nargs="+", metavar="SOURCE", help="feed file or URL")
     match.add_argument("--rules", type=Path, help="rules folder (default: from the config)")
-    match.add_argument("--aliases", type=Path, help="aliases folder (default: from the config)")
+    match.add_argument(
+        "--aliases",
+        type=Path,
+        help="aliases folder (default: from the config, else an aliases folder beside the rules)",
+    )
     match.add_argument("--json", action="store_true", help="one JSON object per match")
     match.add_argument(
         "--explain", action="store_true", help="show each term that fired and its sentence"
@@ -140,7 +144,11 @@ def cmd_match(args: argparse.Namespace) -> int:
     else:
         raise ConfigError(config_path, "no config file; name a rules folder with --rules")
     rules_dir = args.rules or rules_dir
-    ruleset = load_library(rules_dir, args.aliases or aliases_dir, channel)
+    if args.aliases is not None:
+        aliases_dir = args.aliases
+    elif aliases_dir is None and (rules_dir.parent / "aliases").is_dir():
+        aliases_dir = rules_dir.parent / "aliases"  # the usual layout beside the rules folder
+    ruleset = load_library(rules_dir, aliases_dir, channel)
     for error in ruleset.errors:
         print(f"skipped: {error}", file=sys.stderr)
     status = asyncio.run(

@@ -63,6 +63,7 @@ def write_config(
 ) -> Path:
     lines = [
         f"rules: {rules or REPO / 'rules'}",
+        *([] if rules else [f"aliases: {REPO / 'aliases'}"]),  # the shipped rules use them
         f"database: {tmp_path / 'state.db'}",
         "slack:",
         '  default_channel: "#news-alerts"',

@@ -91,6 +91,7 @@ def test_the_offline_demo_prints_alerts_to_the_terminal(tmp_path: Path) -> None:
         "\n".join(
             [
                 f"rules: {REPO / 'rules'}",
+                f"aliases: {REPO / 'aliases'}",
                 "database: demo.db",
                 "slack:",
                 '  default_channel: "#news-alerts"',
