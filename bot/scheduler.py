@@ -1,4 +1,4 @@
-"""Ticks the bot: a job per feed plus the outbox sender (the only APScheduler importer)."""
+"""Ticks the bot: a job per feed, the outbox sender, the rule-file check (the only APScheduler importer)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def poll_trigger(feed: FeedConfig) -> IntervalTrigger:
 
 class Scheduler:
     """Polls each feed on its interval (never two polls of one feed at once, missed runs
-    coalesced into one) and runs the sender every few seconds."""
+    coalesced into one), runs the sender every few seconds and, given `check_rules`, looks for
+    edited rule and alias files every RULE_CHECK_INTERVAL."""
 
     def __init__(
         self,

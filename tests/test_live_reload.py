@@ -133,3 +133,31 @@ def test_an_edit_is_seen_within_five_seconds_even_when_size_and_time_stay(tmp_pa
     clock.advance(seconds=WATCH_INTERVAL.total_seconds())
     assert watch.changed(clock.now())
     assert timedelta(seconds=5) > RULE_CHECK_INTERVAL + WATCH_INTERVAL
+
+
+def test_one_broken_file_keeps_its_last_version_while_other_edits_apply_and_is_told_once(
+    tmp_path: Path, slack_double: SlackDouble, clock: FixedClock
+) -> None:
+    base = setup(tmp_path)
+    rule_file, other = base / "rules" / "usfk.yaml", base / "rules" / "other.yaml"
+    other.write_text("name: other\nquery: opcon\n", encoding="utf-8")
+
+    async def scenario() -> None:
+        app = make_app(base / "config.yaml", slack_double, clock)
+        try:
+            await app.load_rules()
+            for broken in (RULE.replace("@usfk", "@usfkk"), RULE + "channel: general\n"):
+                rule_file.write_text(broken, encoding="utf-8")
+                other.write_text(f"name: other\nquery: opcon{len(broken)}\n", encoding="utf-8")
+                clock.advance(seconds=2)
+                assert await app.check_rules()
+                rules = app.rt.rules
+                assert rules.by_name("other").query == f"opcon{len(broken)}"  # applied
+                assert fires(app, "USFK cuts")  # the last good version
+                assert [str(e.path) for e in rules.errors] == [str(rule_file)]
+            # The file stayed broken across both reloads: one notice, not one per reload.
+            assert len(notices(slack_double)) == 1
+        finally:
+            await app.close()
+
+    asyncio.run(scenario())

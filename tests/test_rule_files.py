@@ -112,6 +112,9 @@ def test_alias_files_give_each_name_its_terms(tmp_path: Path) -> None:
         ("usfk: [x, '(y']\n", 1, 12, "one term or phrase"),
         ("- x\n", 1, None, "maps names to lists"),
         ("usfk: [x\n", 2, 1, ""),
+        ("usfk: !!python/object/apply:os.system [echo]\n", 1, None, "tag"),
+        ("a: &x [y]\nb: *x\n", 1, None, "anchors"),
+        ("usfk: [x]\nusfk: [y]\n", 2, 1, "duplicate key"),
     ],
 )
 def test_alias_file_mistakes_name_their_place(
