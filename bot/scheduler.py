@@ -1,4 +1,4 @@
-"""Ticks the bot: a job per feed, the outbox sender, the rule-file check (the only APScheduler importer)."""
+"""Ticks the bot: feed polls, the outbox sender, rule-file checks (the only APScheduler importer)."""
 
 from __future__ import annotations
 
