@@ -1,4 +1,4 @@
-"""Ticks the bot: feed polls, the outbox sender, rule-file checks (the only APScheduler importer)."""
+"""Ticks the bot: feed polls, outbox sender, rule-file checks (the only APScheduler importer)."""
 
 from __future__ import annotations
 
