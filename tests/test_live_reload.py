@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.app import App
-from bot.clock import FixedClock
+from bot.clock import FixedClock, SystemClock
 from bot.match import Document, match_rule
 from bot.scheduler import RULE_CHECK_INTERVAL
 from bot.watch import WATCH_INTERVAL, FileWatch
@@ -161,3 +162,30 @@ def test_one_broken_file_keeps_its_last_version_while_other_edits_apply_and_is_t
             await app.close()
 
     asyncio.run(scenario())
+
+
+def test_the_running_bot_takes_an_edit_within_five_seconds(
+    tmp_path: Path, slack_double: SlackDouble
+) -> None:
+    base = setup(tmp_path)
+    rule_file = base / "rules" / "usfk.yaml"
+
+    async def scenario() -> float:
+        app = make_app(base / "config.yaml", slack_double, SystemClock())
+        stop = asyncio.Event()
+        runner = asyncio.create_task(app.run_forever(stop, start_spread=timedelta(hours=1)))
+        try:
+            async with asyncio.timeout(10):
+                while not app.rt.rules.rules:
+                    await asyncio.sleep(0.02)  # waiting for the start-up load, not for time
+                started = time.monotonic()
+                rule_file.write_text(RULE.replace("cut*", "withdraw*"), encoding="utf-8")
+                while "withdraw" not in app.rt.rules.by_name("usfk").query:
+                    await asyncio.sleep(0.02)  # waiting for the scheduler's check
+            return time.monotonic() - started
+        finally:
+            stop.set()
+            await runner
+            await app.close()
+
+    assert asyncio.run(scenario()) < 5.0
