@@ -91,4 +91,6 @@ def cased_words(text: str) -> tuple[str, ...]:
 
 def squeezable(gap: str) -> bool:
     """Whether the characters between two Hangul words only space them (`주한 미군`)."""
-    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in gap)
+    if gap.isspace():  # the usual case, decided without a loop
+        return True
+    return bool(gap) and all(c.isspace() or unicodedata.category(c) == "Cf" for c in gap)
