@@ -276,20 +276,40 @@ def _evaluate(expr: Expr, doc: Document, fields: tuple[str, ...]) -> tuple[bool,
 
 
 def _near(expr: Near, doc: Document, fields: tuple[str, ...]) -> list[Hit]:
-    """The hits of every left/right pair in one field within `expr.distance` words."""
+    """The hits of every left/right pair in one field within `expr.distance` words.
+
+    Right-hand occurrences are sorted by position, so each left one looks only at those close
+    enough: linear in the occurrences, however often a common word repeats.
+    """
     left = [(t, o) for t in terms(expr.left) for o in doc.locate(t, fields)]
     if not left:
         return []
-    right = [(t, o) for t in terms(expr.right) for o in doc.locate(t, fields)]
-    hits: list[Hit] = []
+    by_field: dict[str, list[tuple[int, int, Term, Occurrence]]] = {}
+    for t in terms(expr.right):
+        for o in doc.locate(t, fields):
+            by_field.setdefault(o.field, []).append((o.first, o.last, t, o))
+    firsts: dict[str, list[int]] = {}
+    longest: dict[str, int] = {}
+    for name, rows in by_field.items():
+        rows.sort(key=lambda r: (r[0], r[1]))
+        firsts[name] = [r[0] for r in rows]
+        longest[name] = max(r[1] - r[0] for r in rows)
+    n = expr.distance
+    hits: set[Hit] = set()
     for a_term, a in left:
-        for b_term, b in right:
-            if a.field != b.field or distance(a, b) > expr.distance:
+        found = by_field.get(a.field)
+        if found is None:
+            continue
+        at = bisect_left(firsts[a.field], a.first - n - longest[a.field])
+        stop = bisect_right(firsts[a.field], a.last + n)
+        for _, _, b_term, b in found[at:stop]:
+            if distance(a, b) > n:
                 continue
             if expr.ordered and not (a.start < b.start or (a.start == b.start and a.end < b.end)):
                 continue
-            hits += (_hit(a_term, a), _hit(b_term, b))
-    return hits
+            hits.add(_hit(a_term, a))
+            hits.add(_hit(b_term, b))
+    return list(hits)
 
 
 def match_rule(rule: Rule, doc: Document) -> RuleMatch | None:

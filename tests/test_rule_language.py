@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from bot.errors import QuerySyntaxError
@@ -187,3 +189,12 @@ def test_zero_width_and_wide_spaces_between_korean_words_are_spacing() -> None:
 def test_whitespace_variants_inside_an_english_phrase() -> None:
     for space in ("\u00a0", "\u2009", "\u3000", "\n  "):
         assert hits('"U.S. Forces Korea"', f"U.S.{space}Forces Korea") is not None
+
+
+def test_proximity_over_a_huge_field_of_one_repeated_word_stays_fast() -> None:
+    text = "the " * 50_000  # content is capped at 200,000 characters; the feed fills it
+    doc = doc_of(content=text)
+    started = time.perf_counter()
+    found = evaluate(parse_query("the NEAR/10 the"), doc)
+    assert found is not None and len(found) == 50_000
+    assert time.perf_counter() - started < 20  # generous: pairing them all would take minutes
