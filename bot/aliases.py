@@ -6,7 +6,8 @@ One or more YAML files, each a mapping of alias names to lists of terms:
 
 An entry is one term as a query would write it, without quote marks: a word, several words (a
 phrase), `prefix*`, or `{EXACT}` case. A name is defined once across all files. A broken file
-keeps its last good version, like a rule file.
+keeps its last good version (the one running, or at start-up the text kept in the store), like
+a rule file.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from bot.errors import QuerySyntaxError, RuleError
 from bot.query import ALIAS_NAME, Term, parse_term
-from bot.yamlfile import Document, YamlProblem, read_yaml
+from bot.yamlfile import Document, YamlProblem, parse_yaml, read_yaml
 
 ALIAS_SUFFIXES = (".yaml", ".yml")
 
@@ -29,6 +30,7 @@ class AliasSet:
     origin: dict[str, str] = field(default_factory=dict)  # alias name → file
     errors: tuple[RuleError, ...] = ()
     stale: tuple[str, ...] = ()  # files whose last good version is kept after a broken edit
+    sources: tuple[tuple[str, str], ...] = ()  # (path, text) of every file that loaded cleanly
 
 
 def alias_files(directory: Path | None) -> list[Path]:
@@ -37,20 +39,25 @@ def alias_files(directory: Path | None) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in ALIAS_SUFFIXES and p.is_file())
 
 
-def load_aliases(directory: Path | None, previous: AliasSet | None = None) -> AliasSet:
-    """Read every alias file; a broken one keeps its aliases from `previous`, if any."""
+def load_aliases(
+    directory: Path | None,
+    previous: AliasSet | None = None,
+    snapshots: dict[str, str] | None = None,
+) -> AliasSet:
+    """Read every alias file; a broken one keeps its aliases from `previous` or, at start-up,
+    from its text in `snapshots`."""
     terms: dict[str, tuple[Term, ...]] = {}
     origin: dict[str, str] = {}
     errors: list[RuleError] = []
     stale: list[str] = []
+    sources: list[tuple[str, str]] = []
     for path in alias_files(directory):
         try:
-            found = read_alias_file(path)
+            found, text = _load(path, None)
+            sources.append((str(path), text))
         except RuleError as exc:
             errors.append(exc)
-            if previous is None:
-                continue
-            found = {n: previous.terms[n] for n, p in previous.origin.items() if p == str(path)}
+            found = _last_good(path, previous, (snapshots or {}).get(str(path)))
             if found:
                 stale.append(str(path))
         for name, value in found.items():
@@ -58,18 +65,36 @@ def load_aliases(directory: Path | None, previous: AliasSet | None = None) -> Al
                 errors.append(RuleError(path, f"alias {name!r} is also defined in {origin[name]}"))
                 continue
             terms[name], origin[name] = value, str(path)
-    return AliasSet(terms, origin, tuple(errors), tuple(stale))
+    return AliasSet(terms, origin, tuple(errors), tuple(stale), tuple(sources))
+
+
+def _last_good(
+    path: Path, previous: AliasSet | None, snapshot: str | None
+) -> dict[str, tuple[Term, ...]]:
+    if previous is not None:
+        return {n: previous.terms[n] for n, p in previous.origin.items() if p == str(path)}
+    if snapshot is None:
+        return {}
+    try:
+        return _load(path, snapshot)[0]
+    except RuleError:
+        return {}
 
 
 def read_alias_file(path: Path) -> dict[str, tuple[Term, ...]]:
     """One alias file; raise RuleError with file, line, column and reason."""
+    return _load(path, None)[0]
+
+
+def _load(path: Path, text: str | None) -> tuple[dict[str, tuple[Term, ...]], str]:
+    """The aliases of one file and the exact text they were read from."""
     try:
-        doc = read_yaml(path)
+        doc = read_yaml(path) if text is None else parse_yaml(text, path)
     except YamlProblem as exc:
         raise RuleError(path, exc.reason, exc.line, exc.column) from exc
     data = doc.data
     if data is None:
-        return {}
+        return {}, doc.text
     if not isinstance(data, dict):
         raise RuleError(
             path, "an alias file maps names to lists of terms: usfk: [USFK, 주한미군]", 1
@@ -87,7 +112,7 @@ def read_alias_file(path: Path) -> dict[str, tuple[Term, ...]]:
         if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
             raise RuleError(path, f"alias {name!r} must be a list of terms", doc.line(name))
         found[name] = tuple(_entry(doc, name, i, entry) for i, entry in enumerate(entries))
-    return found
+    return found, doc.text
 
 
 def _entry(doc: Document, name: str, index: int, text: str) -> Term:

@@ -133,12 +133,13 @@ def load_library(
     snapshots: dict[str, str] | None = None,
 ) -> RuleSet:
     """The alias sets, then every rule built with them; errors of both, each with its file."""
-    aliases = load_aliases(aliases_dir, previous.aliases if previous else None)
+    aliases = load_aliases(aliases_dir, previous.aliases if previous else None, snapshots)
     rules = load_rules(rules_dir, default_channel, previous, known_feeds, snapshots, aliases.terms)
     return replace(
         rules,
         errors=aliases.errors + rules.errors,
         stale=aliases.stale + rules.stale,
+        sources=aliases.sources + rules.sources,  # both kept as last good versions
         aliases=aliases,
     )
 

@@ -145,7 +145,23 @@ def test_a_broken_alias_file_keeps_its_last_good_aliases(tmp_path: Path) -> None
     write(tmp_path, "x.yaml", "usfk: [USFK\n")
     kept = load_aliases(tmp_path, previous=good)
     assert kept.terms == good.terms and kept.stale == (str(tmp_path / "x.yaml"),)
-    assert load_aliases(tmp_path).terms == {}  # no last good version at start-up
+    assert load_aliases(tmp_path).terms == {}  # no last good version known
+
+
+def test_at_start_up_a_broken_alias_file_runs_the_version_kept_in_the_store(
+    tmp_path: Path,
+) -> None:
+    rules, aliases = tmp_path / "rules", tmp_path / "aliases"
+    write(rules, "a.yaml", "name: a\nquery: '@usfk'\n")
+    alias_file = write(aliases, "x.yaml", "usfk: [USFK]\n")
+    first = load_library(rules, aliases, "#x")
+    kept = dict(first.sources)
+    assert kept[str(alias_file)] == "usfk: [USFK]\n"
+    alias_file.write_text("usfk: [USFK\n", encoding="utf-8")  # broken while the bot was down
+    restarted = load_library(rules, aliases, "#x", snapshots=kept)
+    assert [r.name for r in restarted.rules] == ["a"]
+    assert restarted.stale == (str(alias_file),)
+    assert [str(e.path) for e in restarted.errors] == [str(alias_file)]
 
 
 # --- explained matches ---------------------------------------------------------------------
