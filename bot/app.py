@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import sys
@@ -15,6 +16,7 @@ from bot.config import Config
 from bot.deliver import DeliveryReport, deliver_due
 from bot.fetch import Fetcher, FetchPolicy
 from bot.models import FeedConfig
+from bot.pacing import Pace
 from bot.poll import PollOutcome, poll_feed
 from bot.rules import load_rules
 from bot.runtime import Runtime, make_worker_pool
@@ -39,6 +41,14 @@ def fetch_policy(config: Config) -> FetchPolicy:
         max_bytes=config.fetch.max_bytes,
         allow_private=config.fetch.allow_private,
     )
+
+
+def config_fingerprint(config: Config, rule_sources: tuple[tuple[str, str], ...]) -> str:
+    """A digest of what decides where alerts go: Slack settings and the rule files' text."""
+    digest = hashlib.sha256(repr(config.slack).encode())
+    for path, source in sorted(rule_sources):
+        digest.update(b"\0" + path.encode() + b"\0" + source.encode())
+    return digest.hexdigest()[:32]
 
 
 class App:
@@ -67,6 +77,9 @@ class App:
             sender=sender or make_sender(os.environ if env is None else env, tz),
             admin_channel=config.slack.admin_channel,
             make_workers=lambda: make_worker_pool(config.workers),
+            pace=Pace(
+                rate=config.slack.rate, burst=config.slack.burst, retry_base=config.slack.retry_base
+            ),
         )
         return cls(config, rt, Fetcher(fetch_policy(config)))
 
@@ -83,6 +96,10 @@ class App:
         )
         await rt.db(rt.store.save_rule_snapshots, dict(ruleset.sources), rt.clock.now())
         rt.rules = ruleset
+        rt.config_fingerprint = config_fingerprint(config, ruleset.sources)
+        retried = await rt.db(rt.store.unpark, rt.clock.now(), unless_config=rt.config_fingerprint)
+        if retried:
+            log.info("configuration changed: %d parked alerts are tried again", retried)
         broken = set()
         for error in ruleset.errors:
             broken.add(str(error.path))
@@ -112,6 +129,14 @@ class App:
         async with self._deliver_lock:  # one pass at a time keeps each channel in order
             return await deliver_due(self.rt)
 
+    async def drain(self) -> DeliveryReport:
+        """Deliver until nothing due is left but retries: wait for each channel's pace."""
+        report = await self.deliver()
+        while report.paced_until is not None:  # each such pass sends at least one
+            await self.rt.clock.sleep((report.paced_until - self.rt.clock.now()).total_seconds())
+            report = await self.deliver()
+        return report
+
     async def run_once(self) -> list[PollOutcome]:
         """Poll every feed once (concurrently), deliver what is due, and return.
 
@@ -122,7 +147,7 @@ class App:
         results = await asyncio.gather(
             *(self.poll(feed) for feed in self.config.feeds), return_exceptions=True
         )
-        await self.deliver()
+        await self.drain()
         for feed, result in zip(self.config.feeds, results, strict=True):
             if isinstance(result, BaseException):
                 log.error("feed=%s poll crashed", feed.name, exc_info=result)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from bot.clock import Clock
+from bot.pacing import Bucket, Pace
 from bot.rules import RuleSet
 from bot.slack import Sender
 from bot.store import Store
@@ -41,6 +42,9 @@ class Runtime:
     make_workers: Callable[[], Executor]
     rules: RuleSet = field(default_factory=RuleSet)
     sending_paused_until: datetime | None = None  # set when Slack rejects the token
+    pace: Pace = field(default_factory=Pace)
+    buckets: dict[str, Bucket] = field(default_factory=dict)  # per channel (ID when known)
+    config_fingerprint: str = ""  # parked alerts are retried when this changes
     db_thread: Executor = field(default_factory=lambda: ThreadPoolExecutor(1, "newswatch-db"))
 
     def __post_init__(self) -> None:

@@ -46,15 +46,15 @@ def test_a_refused_channel_does_not_hold_up_others_and_is_told_once(
         try:
             await app.run_once()
             clock.advance(minutes=20)
-            await app.deliver()  # tried again later: still refused, not told twice
+            await app.deliver()  # parked: not tried again, not told twice
         finally:
             await app.close()
 
     asyncio.run(scenario())
     assert len(slack_double.messages("#opcon-desk")) == 1
     assert slack_double.messages("#korea-security") == []
-    # one attempt per pass, for the oldest alert only: the channel's order is kept
-    assert len(slack_double.posts("#korea-security")) == 2
+    # one attempt for the oldest alert parks the whole channel: no retry storm
+    assert len(slack_double.posts("#korea-security")) == 1
     notices = slack_double.messages("#newswatch-ops")
     assert len(notices) == 1 and "channel_not_found" in message_text(notices[0])
 
@@ -69,7 +69,9 @@ def test_a_revoked_token_stops_sending_and_keeps_every_alert_for_after_the_fix(
     slack_double.fail_with("token_revoked")
 
     asyncio.run(run_once(config, slack_double, clock))
-    assert len(slack_double.posts()) == 1  # the first refusal stops the pass
+    # channels post concurrently: at most the one request in flight per channel is refused
+    assert len(slack_double.posts("#korea-security")) == 1
+    assert len(slack_double.posts("#opcon-desk")) <= 1
     assert slack_double.messages() == []
 
     slack_double.clear_faults()  # a new token is installed and the bot restarted
