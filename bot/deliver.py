@@ -84,6 +84,8 @@ async def _drain(
 ) -> bool:
     """Post one channel's due alerts in order; True when at least one reached it."""
     key = channel_id or channel
+    if key != channel and channel in rt.buckets:  # its ID is known now: one bucket per channel
+        rt.buckets.setdefault(key, rt.buckets.pop(channel))
     delivered = False
     for alert in alerts:
         if state.stopped:
