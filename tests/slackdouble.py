@@ -69,6 +69,7 @@ class SlackDouble:
         self._fair: tuple[float, float] | None = None
         self._buckets: dict[str, tuple[float, float]] = {}  # channel id: (tokens, at)
         self._limited = 0
+        self.unanswered = 0  # answers the client was no longer there to read
         self._ts = 0.0
         self.clock: Callable[[], float] = time.time  # seconds since the epoch: `ts` and `at`
         self.history_error: str | None = None  # e.g. "missing_scope": history is refused
@@ -400,8 +401,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
-        except OSError:  # the client gave up (timeout) before we answered
+        except OSError:  # the client gave up (timeout) or died before we answered
             self.close_connection = True
+            with self.server.double._lock:
+                self.server.double.unanswered += 1
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
