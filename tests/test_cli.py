@@ -149,4 +149,5 @@ def test_status_shows_parked_alerts_and_retry_sends_them_back_to_pending(tmp_pat
     assert retried.returncode == 0 and "2 parked alerts for #gone" in retried.stdout
     status = newswatch("--config", str(config), "status")
     assert "2 pending, 0 sent, 1 parked" in status.stdout
-    assert "1 parked alerts will be tried again" in newswatch("--config", str(config), "retry").stdout
+    retried = newswatch("--config", str(config), "retry")
+    assert "1 parked alerts will be tried again" in retried.stdout
