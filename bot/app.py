@@ -26,6 +26,8 @@ from bot.store import Store
 
 log = logging.getLogger("newswatch")
 
+MAX_DRAIN_PASSES = 100_000  # a bound for `run --once`; each pass moves at least one alert
+
 
 def make_sender(env: Mapping[str, str], tz: tzinfo) -> Sender:
     """Slack when SLACK_BOT_TOKEN is set (SLACK_API_URL overrides the API), else the terminal."""
@@ -130,10 +132,15 @@ class App:
             return await deliver_due(self.rt)
 
     async def drain(self) -> DeliveryReport:
-        """Deliver until nothing due is left but retries: wait for each channel's pace."""
+        """Deliver until nothing due is left but retries (notices raised meanwhile included),
+        waiting for each channel's pace."""
         report = await self.deliver()
-        while report.paced_until is not None:  # each such pass sends at least one
-            await self.rt.clock.sleep((report.paced_until - self.rt.clock.now()).total_seconds())
+        for _ in range(MAX_DRAIN_PASSES):
+            if report.paced_until is not None:
+                wait = report.paced_until - self.rt.clock.now()
+                await self.rt.clock.sleep(wait.total_seconds())
+            elif not (report.sent or report.parked or report.reconciled or report.failed):
+                break  # nothing was due, or nothing can move before a retry
             report = await self.deliver()
         return report
 

@@ -119,7 +119,10 @@ async def _deliver_one(
     plain = False
     while True:
         try:
-            result = await rt.sender.send(alert.content, alert.id, plain=plain)
+            if alert.notice is not None:
+                result = await rt.sender.send_notice(alert.channel, alert.notice, alert.id)
+            else:
+                result = await rt.sender.send(alert.content, alert.id, plain=plain)
         except SlackUnknownOutcomeError as exc:
             # it may be in Slack already: the next attempt looks for it first
             delay = backoff(alert.attempts, rt.pace, state.rng)
@@ -145,7 +148,7 @@ async def _deliver_one(
             )
             return "held"
         except SlackPermanentError as exc:
-            if exc.reason in CONTENT_ERRORS and not plain:
+            if exc.reason in CONTENT_ERRORS and not plain and alert.notice is None:
                 log.warning("alert id=%d refused (%s): trying plain text", alert.id, exc.reason)
                 plain = True  # exactly one fallback: the escaped text without blocks
                 continue

@@ -77,12 +77,14 @@ class Runtime:
             log.warning("notice: %s", message)
         else:
             log.info("notice resolved: %s", message)
-        if self.admin_channel:
+        if self.admin_channel:  # through the outbox: sent in order, retried, never lost
             prefix = "Problem" if active else "Resolved"
-            try:
-                await self.sender.send_notice(self.admin_channel, f"{prefix}: {message}")
-            except Exception as exc:  # a notice must never break the loop that raised it
-                log.warning("could not post notice to %s: %s", self.admin_channel, exc)
+            await self.db(
+                self.store.queue_notice,
+                self.admin_channel,
+                f"{prefix}: {message}",
+                self.clock.now(),
+            )
 
     async def resolve(self, key: str, message: str) -> None:
         await self.notice(key, message, active=False)

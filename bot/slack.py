@@ -78,7 +78,9 @@ class Sender(Protocol):
         """The message already posted for `alert_id` since `since`, or None if there is none."""
         ...
 
-    async def send_notice(self, channel: str, text: str) -> PostResult: ...
+    async def send_notice(
+        self, channel: str, text: str, alert_id: int | None = None
+    ) -> PostResult: ...
 
     async def close(self) -> None: ...
 
@@ -116,14 +118,10 @@ class SlackSender:
     async def send(
         self, alert: AlertContent, alert_id: int | None = None, *, plain: bool = False
     ) -> PostResult:
-        message = render_message(alert, self._tz)
-        metadata = None
-        if alert_id is not None:
-            metadata = Metadata(event_type=EVENT_TYPE, event_payload={"alert_id": alert_id})
-        return await self._post(message, metadata, plain=plain)
+        return await self._post(render_message(alert, self._tz), _tag(alert_id), plain=plain)
 
-    async def send_notice(self, channel: str, text: str) -> PostResult:
-        return await self._post(render_notice(text, channel))
+    async def send_notice(self, channel: str, text: str, alert_id: int | None = None) -> PostResult:
+        return await self._post(render_notice(text, channel), _tag(alert_id))
 
     async def find(
         self, channel: str, alert_id: int, since: datetime, channel_id: str | None = None
@@ -221,6 +219,12 @@ def checked_blocks(channel: str, raw: Sequence[dict[str, object]]) -> list[Block
     return blocks
 
 
+def _tag(alert_id: int | None) -> Metadata | None:
+    if alert_id is None:
+        return None
+    return Metadata(event_type=EVENT_TYPE, event_payload={"alert_id": alert_id})
+
+
 def _tagged(message: Any, alert_id: int) -> bool:
     if not isinstance(message, dict):
         return False
@@ -288,7 +292,7 @@ class TerminalSender:
         """A terminal keeps no history: a write that was interrupted is written again."""
         return None
 
-    async def send_notice(self, channel: str, text: str) -> PostResult:
+    async def send_notice(self, channel: str, text: str, alert_id: int | None = None) -> PostResult:
         await self._write(render_terminal_notice(text, channel))
         return PostResult(channel=channel, ts=None)
 

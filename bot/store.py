@@ -6,6 +6,7 @@ race another instance is idempotent (unique keys with ON CONFLICT DO NOTHING).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -94,6 +95,7 @@ alerts = sa.Table(
     sa.Column("parked_scope", sa.String(16)),  # "channel" (holds the route) or "message"
     sa.Column("parked_config", sa.String(64)),  # configuration fingerprint when parked
     sa.Column("parked_at", UTCDateTime),
+    sa.Column("kind", sa.String(16)),  # "notice": an operational notice; else (NULL) an alert
     sa.UniqueConstraint("channel", "cross_key", name="uq_alert_channel_article"),
     sa.Index("ix_alerts_due", "status", "next_attempt_at"),
 )
@@ -131,6 +133,7 @@ ALERT_COLUMNS_V3 = (
     "parked_scope",
     "parked_config",
     "parked_at",
+    "kind",
 )
 
 
@@ -183,6 +186,7 @@ class PendingAlert:
     content: AlertContent
     attempts: int
     unknown_since: datetime | None = None  # an earlier attempt may have posted it
+    notice: str | None = None  # an operational notice's text (then `content` is a stand-in)
 
 
 @dataclass(frozen=True)
@@ -412,6 +416,7 @@ class Store:
                     alerts.c.content,
                     alerts.c.attempts,
                     alerts.c.unknown_since,
+                    alerts.c.kind,
                 )
                 .join(heads, alerts.c.channel == heads.c.channel)
                 .join(head, head.c.id == heads.c.head)
@@ -423,10 +428,24 @@ class Store:
                 .order_by(alerts.c.id)
                 .limit(limit)
             ).all()
-        return [
-            PendingAlert(r.id, r.channel, decode_content(r.content), r.attempts, r.unknown_since)
-            for r in rows
-        ]
+        return [_pending(r) for r in rows]
+
+    def queue_notice(self, channel: str, text: str, now: datetime) -> None:
+        """An operational notice joins the outbox: sent like an alert, in order, never lost."""
+        with self._tx() as conn:
+            conn.execute(
+                alerts.insert().values(
+                    channel=channel,
+                    cross_key=f"notice:{now.isoformat()}:{_digest(text)}",
+                    feed="",
+                    content=json.dumps({"notice": text}, ensure_ascii=False),
+                    kind="notice",
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
 
     def begin_attempt(self, alert_id: int, now: datetime) -> datetime:
         """Record, BEFORE posting, that the alert may reach Slack from now on.
@@ -598,7 +617,9 @@ class Store:
         with self._tx() as conn:
             rows: dict[str, int] = dict(
                 conn.execute(
-                    sa.select(alerts.c.status, sa.func.count()).group_by(alerts.c.status)
+                    sa.select(alerts.c.status, sa.func.count())
+                    .where(alerts.c.kind.is_(None))  # notices waiting are not alerts
+                    .group_by(alerts.c.status)
                 ).all()
             )
         return AlertCounts(
@@ -659,6 +680,21 @@ class Store:
             return dict(
                 conn.execute(sa.select(rule_snapshots.c.path, rule_snapshots.c.source)).all()
             )
+
+
+def _pending(row: Any) -> PendingAlert:
+    if row.kind == "notice":
+        text = str(json.loads(row.content).get("notice", ""))
+        stand_in = AlertContent(row.channel, text, None, "newswatch", None, (), (), ())
+        return PendingAlert(
+            row.id, row.channel, stand_in, row.attempts, row.unknown_since, notice=text
+        )
+    content = decode_content(row.content)
+    return PendingAlert(row.id, row.channel, content, row.attempts, row.unknown_since)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def encode_content(content: AlertContent) -> str:

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -374,6 +375,11 @@ def _valid_blocks(blocks: Any) -> bool:
 class _Server(ThreadingHTTPServer):
     daemon_threads = False  # so server_close() waits for every handler
     double: SlackDouble
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client killed mid-request resets its connection: expected here, not an error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

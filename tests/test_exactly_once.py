@@ -432,3 +432,20 @@ def test_a_version_1_database_is_upgraded_keeping_its_alerts(tmp_path: Path) -> 
     upgraded.mark_sent(due.id, "1.0", "C1", NOW)
     assert upgraded.channel_ids() == {"#news": "C1"}
     upgraded.close()
+
+
+def test_a_notice_raised_while_slack_is_down_is_kept_and_posted_once_later(
+    tmp_path: Path, double: SlackDouble, clock: FixedClock
+) -> None:
+    rt = runtime(tmp_path, double, clock)
+    double.fail_http(503, times=None)
+    asyncio.run(rt.notice("feed:wire", "feed wire has failed 3 polls in a row"))
+    run(rt, passes=60, every=5)
+    assert double.messages("#ops") == [] and len(double.posts("#ops")) >= 2
+    assert rt.store.alert_counts().pending == 0  # a notice is not counted as an alert
+    double.clear_faults()
+    run(rt, passes=120, every=5)
+    [notice] = double.messages("#ops")
+    assert "Problem: feed wire has failed 3 polls in a row" in str(notice["text"])
+    assert notice["metadata"]["event_type"] == EVENT_TYPE
+    close(rt)
