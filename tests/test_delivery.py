@@ -107,3 +107,25 @@ def test_a_failing_feed_is_told_after_three_polls_and_its_recovery_once(
     assert "wire has failed 3 polls in a row: HTTP 500" in notices[0]
     assert "wire is polling again" in notices[1]
     assert TOKEN  # the double saw our token on every request
+
+
+def test_parked_alerts_wait_across_restarts_and_go_out_when_the_rules_change(
+    tmp_path: Path, feed_server: FeedServer, slack_double: SlackDouble, clock: FixedClock
+) -> None:
+    feed_server.add("/wire.xml", rss(items(clock)))
+    folder = rules_dir(tmp_path)
+    config = write_config(tmp_path, {"wire": feed_server.url("/wire.xml")}, rules=folder)
+    slack_double.fail_with("not_in_channel", channel="#korea-security")
+    asyncio.run(run_once(config, slack_double, clock))
+    slack_double.clear_faults()  # the bot is invited; nothing tells it so yet
+    clock.advance(minutes=5)
+    asyncio.run(run_once(config, slack_double, clock))  # same configuration: still parked
+    assert slack_double.messages("#korea-security") == []
+    assert len(slack_double.posts("#korea-security")) == 1
+
+    (folder / "usfk.yaml").write_text(  # an edit: parked alerts are tried again
+        'name: usfk\nchannel: "#korea-security"\nquery: USFK  # edited\n', encoding="utf-8"
+    )
+    asyncio.run(run_once(config, slack_double, clock))
+    order = [str(m["text"]) for m in slack_double.messages("#korea-security")]
+    assert len(order) == 2 and "Pyeongtaek" in order[0] and "drill" in order[1]
