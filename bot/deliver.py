@@ -15,6 +15,7 @@ from bot.errors import (
     SlackTransientError,
     SlackUnknownOutcomeError,
 )
+from bot.models import AlertTag
 from bot.pacing import Bucket, backoff, rate_limited_delay, retry_delay
 from bot.runtime import Runtime
 from bot.slack import CONTENT_ERRORS, DESTINATION_ERRORS
@@ -116,13 +117,14 @@ async def _deliver_one(
         if found == "found":
             return "sent"
     since = await rt.db(rt.store.begin_attempt, alert.id, rt.clock.now())
+    tag = AlertTag.of(alert.id, alert.article_key)
     plain = False
     while True:
         try:
             if alert.notice is not None:
-                result = await rt.sender.send_notice(alert.channel, alert.notice, alert.id)
+                result = await rt.sender.send_notice(alert.channel, alert.notice, tag)
             else:
-                result = await rt.sender.send(alert.content, alert.id, plain=plain)
+                result = await rt.sender.send(alert.content, tag, plain=plain)
         except SlackUnknownOutcomeError as exc:
             # it may be in Slack already: the next attempt looks for it first
             delay = backoff(alert.attempts, rt.pace, state.rng)
@@ -165,7 +167,8 @@ async def _find_earlier_post(
     """Look in Slack for an earlier post of the alert: "found", "absent" or "held"."""
     assert alert.unknown_since is not None
     try:
-        found = await rt.sender.find(alert.channel, alert.id, alert.unknown_since, channel_id)
+        tag = AlertTag.of(alert.id, alert.article_key)
+        found = await rt.sender.find(alert.channel, tag, alert.unknown_since, channel_id)
     except SlackTransientError as exc:
         delay = retry_delay(alert.attempts, exc.retry_after, state.rng, rt.pace)
         await _retry_later(rt, state, alert, exc.reason, delay, alert.unknown_since)
@@ -178,6 +181,7 @@ async def _find_earlier_post(
             "and groups:history)",
         )
         return "absent"
+    await rt.resolve(f"slack:{alert.channel}:history", f"history of {alert.channel} is readable")
     if found is None:
         log.info("alert id=%d channel=%s not in Slack: posting", alert.id, alert.channel)
         return "absent"

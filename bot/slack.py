@@ -23,13 +23,13 @@ from bot.errors import (
     SlackTransientError,
     SlackUnknownOutcomeError,
 )
-from bot.models import AlertContent, Message, PostResult
+from bot.models import AlertContent, AlertTag, Message, PostResult
 from bot.render import render_message, render_notice, render_terminal, render_terminal_notice
 
 log = logging.getLogger("newswatch.slack")
 
 DEFAULT_TIMEOUT = 10.0  # seconds for one whole request
-EVENT_TYPE = "newswatch_alert"  # message metadata: {"alert_id": N} tags each alert we post
+EVENT_TYPE = "newswatch_alert"  # metadata {alert_id, article} tags each alert we post
 MAX_BLOCKS = 50  # Slack: blocks per message
 MAX_CONTEXT_TEXT = 3000  # Slack: one context element's text
 MAX_BLOCKS_SIZE = 12_000  # our budget for the blocks' JSON (Slack refuses far larger ones)
@@ -67,19 +67,19 @@ class Sender(Protocol):
     """Where alerts go: Slack, or a terminal for offline runs."""
 
     async def send(
-        self, alert: AlertContent, alert_id: int | None = None, *, plain: bool = False
+        self, alert: AlertContent, tag: AlertTag | None = None, *, plain: bool = False
     ) -> PostResult:
-        """Post one alert, tagged with `alert_id`; `plain`: the fallback text alone."""
+        """Post one alert, tagged in its metadata; `plain`: the fallback text alone."""
         ...
 
     async def find(
-        self, channel: str, alert_id: int, since: datetime, channel_id: str | None = None
+        self, channel: str, tag: AlertTag, since: datetime, channel_id: str | None = None
     ) -> PostResult | None:
-        """The message already posted for `alert_id` since `since`, or None if there is none."""
+        """The message already posted with `tag` since `since`, or None if there is none."""
         ...
 
     async def send_notice(
-        self, channel: str, text: str, alert_id: int | None = None
+        self, channel: str, text: str, tag: AlertTag | None = None
     ) -> PostResult: ...
 
     async def close(self) -> None: ...
@@ -116,15 +116,15 @@ class SlackSender:
         return self._client
 
     async def send(
-        self, alert: AlertContent, alert_id: int | None = None, *, plain: bool = False
+        self, alert: AlertContent, tag: AlertTag | None = None, *, plain: bool = False
     ) -> PostResult:
-        return await self._post(render_message(alert, self._tz), _tag(alert_id), plain=plain)
+        return await self._post(render_message(alert, self._tz), _tag(tag), plain=plain)
 
-    async def send_notice(self, channel: str, text: str, alert_id: int | None = None) -> PostResult:
-        return await self._post(render_notice(text, channel), _tag(alert_id))
+    async def send_notice(self, channel: str, text: str, tag: AlertTag | None = None) -> PostResult:
+        return await self._post(render_notice(text, channel), _tag(tag))
 
     async def find(
-        self, channel: str, alert_id: int, since: datetime, channel_id: str | None = None
+        self, channel: str, tag: AlertTag, since: datetime, channel_id: str | None = None
     ) -> PostResult | None:
         """Look through the channel's messages since `since` (newest first) for our tag.
 
@@ -148,7 +148,7 @@ class SlackSender:
             except (aiohttp.ClientError, TimeoutError, AttributeError) as e:
                 raise SlackTransientError(channel, f"history look-up failed: {e!r}") from e
             for found in response.get("messages") or []:
-                if _tagged(found, alert_id):
+                if _tagged(found, tag):
                     ts = found.get("ts")
                     return PostResult(channel, ts if isinstance(ts, str) else None, channel_id)
             meta = response.get("response_metadata") or {}
@@ -219,20 +219,25 @@ def checked_blocks(channel: str, raw: Sequence[dict[str, object]]) -> list[Block
     return blocks
 
 
-def _tag(alert_id: int | None) -> Metadata | None:
-    if alert_id is None:
+def _tag(tag: AlertTag | None) -> Metadata | None:
+    if tag is None:
         return None
-    return Metadata(event_type=EVENT_TYPE, event_payload={"alert_id": alert_id})
+    payload = {"alert_id": tag.alert_id, "article": tag.article}
+    return Metadata(event_type=EVENT_TYPE, event_payload=payload)
 
 
-def _tagged(message: Any, alert_id: int) -> bool:
+def _tagged(message: Any, tag: AlertTag) -> bool:
     if not isinstance(message, dict):
         return False
     metadata = message.get("metadata")
     if not isinstance(metadata, dict) or metadata.get("event_type") != EVENT_TYPE:
         return False
     payload = metadata.get("event_payload")
-    return isinstance(payload, dict) and payload.get("alert_id") == alert_id
+    return (
+        isinstance(payload, dict)
+        and payload.get("alert_id") == tag.alert_id
+        and payload.get("article") == tag.article
+    )
 
 
 def classify_api_error(channel: str, error: SlackApiError) -> SlackError:
@@ -281,18 +286,18 @@ class TerminalSender:
         self._tz = tz
 
     async def send(
-        self, alert: AlertContent, alert_id: int | None = None, *, plain: bool = False
+        self, alert: AlertContent, tag: AlertTag | None = None, *, plain: bool = False
     ) -> PostResult:
         await self._write(render_terminal(alert, self._tz))
         return PostResult(channel=alert.channel, ts=None)
 
     async def find(
-        self, channel: str, alert_id: int, since: datetime, channel_id: str | None = None
+        self, channel: str, tag: AlertTag, since: datetime, channel_id: str | None = None
     ) -> PostResult | None:
         """A terminal keeps no history: a write that was interrupted is written again."""
         return None
 
-    async def send_notice(self, channel: str, text: str, alert_id: int | None = None) -> PostResult:
+    async def send_notice(self, channel: str, text: str, tag: AlertTag | None = None) -> PostResult:
         await self._write(render_terminal_notice(text, channel))
         return PostResult(channel=channel, ts=None)
 

@@ -187,6 +187,7 @@ class PendingAlert:
     attempts: int
     unknown_since: datetime | None = None  # an earlier attempt may have posted it
     notice: str | None = None  # an operational notice's text (then `content` is a stand-in)
+    article_key: str = ""  # the alert's cross-feed article key (unique within its channel)
 
 
 @dataclass(frozen=True)
@@ -417,6 +418,7 @@ class Store:
                     alerts.c.attempts,
                     alerts.c.unknown_since,
                     alerts.c.kind,
+                    alerts.c.cross_key,
                 )
                 .join(heads, alerts.c.channel == heads.c.channel)
                 .join(head, head.c.id == heads.c.head)
@@ -687,10 +689,12 @@ def _pending(row: Any) -> PendingAlert:
         text = str(json.loads(row.content).get("notice", ""))
         stand_in = AlertContent(row.channel, text, None, "newswatch", None, (), (), ())
         return PendingAlert(
-            row.id, row.channel, stand_in, row.attempts, row.unknown_since, notice=text
+            row.id, row.channel, stand_in, row.attempts, row.unknown_since, text, row.cross_key
         )
     content = decode_content(row.content)
-    return PendingAlert(row.id, row.channel, content, row.attempts, row.unknown_since)
+    return PendingAlert(
+        row.id, row.channel, content, row.attempts, row.unknown_since, None, row.cross_key
+    )
 
 
 def _digest(text: str) -> str:

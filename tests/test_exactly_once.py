@@ -14,6 +14,7 @@ import pytest
 
 from bot.clock import FixedClock
 from bot.deliver import DeliveryReport, deliver_due
+from bot.models import AlertTag
 from bot.pacing import Pace
 from bot.render import render_message
 from bot.runtime import Runtime
@@ -408,7 +409,7 @@ def test_an_oversize_alert_is_posted_as_its_escaped_text_alone(
     message = render_message(huge)
     assert checked_blocks("#a", message.blocks) is not None  # render keeps within limits
     ok = alert(channel="#a", title="<!channel> " + "word " * 3000)
-    asyncio.run(sender.send(ok, 1))
+    asyncio.run(sender.send(ok, AlertTag.of(1, "url:x")))
     [posted] = double.messages("#a")
     assert "<!channel>" not in posted["text"] and "&lt;!channel&gt;" in posted["text"]
     assert len(posted["text"]) <= 4000
@@ -448,4 +449,22 @@ def test_a_notice_raised_while_slack_is_down_is_kept_and_posted_once_later(
     [notice] = double.messages("#ops")
     assert "Problem: feed wire has failed 3 polls in a row" in str(notice["text"])
     assert notice["metadata"]["event_type"] == EVENT_TYPE
+    close(rt)
+
+
+def test_another_bots_message_with_the_same_alert_id_is_not_taken_for_ours(
+    tmp_path: Path, double: SlackDouble, clock: FixedClock
+) -> None:
+    rt = runtime(tmp_path, double, clock)
+    foreign = SlackSender(TOKEN, base_url=double.base_url)  # e.g. a staging bot, same channel
+    asyncio.run(
+        foreign.send(
+            alert(channel="#a", title="theirs", link=None), AlertTag(1, "0123456789abcdef")
+        )
+    )
+    queue(rt, "#a", 1)
+    double.fail_http(504, times=1)  # outcome unknown (it was not posted)
+    run(rt, passes=15)
+    assert titles(double, "#a") == ["theirs", "#a 0"]
+    assert rt.store.alert_counts().sent == 1
     close(rt)
