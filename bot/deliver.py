@@ -109,7 +109,8 @@ async def _drain(
 async def _deliver_one(
     rt: Runtime, state: _Pass, alert: PendingAlert, channel_id: str | None
 ) -> str:
-    """ "sent", "parked" (the channel carries on) or "held" (the channel waits)."""
+    """Post one alert (after looking for an earlier uncertain post of it); the outcome is
+    "sent", "parked" (the channel carries on) or "held" (the channel waits)."""
     if alert.unknown_since is not None:
         found = await _find_earlier_post(rt, state, alert, channel_id)
         if found == "held":
