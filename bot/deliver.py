@@ -57,7 +57,8 @@ async def deliver_due(rt: Runtime, rng: random.Random | None = None) -> Delivery
     now = rt.clock.now()
     if rt.sending_paused_until is not None and now < rt.sending_paused_until:
         return DeliveryReport()
-    due = await rt.db(rt.store.due_alerts, now, BATCH)
+    # a channel can take at most `burst` posts per pass: fetch no more, so none crowds out another
+    due = await rt.db(rt.store.due_alerts, now, BATCH, per_channel=rt.pace.burst)
     if not due:
         return DeliveryReport()
     channel_ids = await rt.db(rt.store.channel_ids)

@@ -392,8 +392,12 @@ class Store:
             )
         return queued
 
-    def due_alerts(self, now: datetime, limit: int = 500) -> list[PendingAlert]:
-        """Pending alerts, oldest first, of the channels whose OLDEST pending alert is due.
+    def due_alerts(
+        self, now: datetime, limit: int = 500, per_channel: int | None = None
+    ) -> list[PendingAlert]:
+        """Pending alerts, oldest first, of the channels whose OLDEST pending alert is due;
+        with `per_channel`, at most that many of each channel, so that one channel's backlog
+        never crowds another out of the batch.
 
         A channel waiting to retry its oldest alert sends nothing newer meanwhile, so each
         channel receives its alerts in order; a channel parked as a whole (Slack refuses the
@@ -409,27 +413,32 @@ class Store:
         parked_routes = sa.select(alerts.c.channel).where(
             alerts.c.status == "parked", alerts.c.parked_scope == "channel"
         )
+        rank = sa.func.row_number().over(partition_by=alerts.c.channel, order_by=alerts.c.id)
+        due = (
+            sa.select(
+                alerts.c.id,
+                alerts.c.channel,
+                alerts.c.content,
+                alerts.c.attempts,
+                alerts.c.unknown_since,
+                alerts.c.kind,
+                alerts.c.cross_key,
+                rank.label("rank"),
+            )
+            .join(heads, alerts.c.channel == heads.c.channel)
+            .join(head, head.c.id == heads.c.head)
+            .where(
+                alerts.c.status == "pending",
+                head.c.next_attempt_at <= now,
+                alerts.c.channel.not_in(parked_routes),
+            )
+            .subquery()
+        )
+        query = sa.select(due).order_by(due.c.id).limit(limit)
+        if per_channel is not None:
+            query = query.where(due.c.rank <= per_channel)
         with self._tx() as conn:
-            rows = conn.execute(
-                sa.select(
-                    alerts.c.id,
-                    alerts.c.channel,
-                    alerts.c.content,
-                    alerts.c.attempts,
-                    alerts.c.unknown_since,
-                    alerts.c.kind,
-                    alerts.c.cross_key,
-                )
-                .join(heads, alerts.c.channel == heads.c.channel)
-                .join(head, head.c.id == heads.c.head)
-                .where(
-                    alerts.c.status == "pending",
-                    head.c.next_attempt_at <= now,
-                    alerts.c.channel.not_in(parked_routes),
-                )
-                .order_by(alerts.c.id)
-                .limit(limit)
-            ).all()
+            rows = conn.execute(query).all()
         return [_pending(r) for r in rows]
 
     def queue_notice(self, channel: str, text: str, now: datetime) -> None:

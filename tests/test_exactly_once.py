@@ -468,3 +468,15 @@ def test_another_bots_message_with_the_same_alert_id_is_not_taken_for_ours(
     assert titles(double, "#a") == ["theirs", "#a 0"]
     assert rt.store.alert_counts().sent == 1
     close(rt)
+
+
+def test_a_backlog_larger_than_a_batch_does_not_crowd_out_another_channel(
+    tmp_path: Path, double: SlackDouble, clock: FixedClock
+) -> None:
+    rt = runtime(tmp_path, double, clock)
+    queue(rt, "#big", 700)  # more than one pass reads from the store
+    queue(rt, "#small", 1)
+    run(rt)
+    assert titles(double, "#small") == ["#small 0"]
+    assert titles(double, "#big") == ["#big 0", "#big 1", "#big 2"]  # its burst
+    close(rt)
