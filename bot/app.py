@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import sys
@@ -16,6 +17,7 @@ from bot.config import Config
 from bot.deliver import DeliveryReport, deliver_due
 from bot.fetch import Fetcher, FetchPolicy
 from bot.models import FeedConfig
+from bot.pacing import Pace
 from bot.poll import PollOutcome, poll_feed
 from bot.rules import load_library
 from bot.runtime import Runtime, make_worker_pool
@@ -25,6 +27,8 @@ from bot.store import Store
 from bot.watch import FileWatch
 
 log = logging.getLogger("newswatch")
+
+MAX_DRAIN_PASSES = 100_000  # a bound for `run --once`; each pass moves at least one alert
 
 
 def make_sender(env: Mapping[str, str], tz: tzinfo) -> Sender:
@@ -41,6 +45,14 @@ def fetch_policy(config: Config) -> FetchPolicy:
         max_bytes=config.fetch.max_bytes,
         allow_private=config.fetch.allow_private,
     )
+
+
+def config_fingerprint(config: Config, rule_sources: tuple[tuple[str, str], ...]) -> str:
+    """A digest of what decides where alerts go: Slack settings and the rule files' text."""
+    digest = hashlib.sha256(repr(config.slack).encode())
+    for path, source in sorted(rule_sources):
+        digest.update(b"\0" + path.encode() + b"\0" + source.encode())
+    return digest.hexdigest()[:32]
 
 
 class App:
@@ -70,6 +82,9 @@ class App:
             sender=sender or make_sender(os.environ if env is None else env, tz),
             admin_channel=config.slack.admin_channel,
             make_workers=lambda: make_worker_pool(config.workers),
+            pace=Pace(
+                rate=config.slack.rate, burst=config.slack.burst, retry_base=config.slack.retry_base
+            ),
         )
         return cls(config, rt, Fetcher(fetch_policy(config)))
 
@@ -89,6 +104,10 @@ class App:
         )
         await rt.db(rt.store.save_rule_snapshots, dict(ruleset.sources), rt.clock.now())
         rt.rules = ruleset
+        rt.config_fingerprint = config_fingerprint(config, ruleset.sources)
+        retried = await rt.db(rt.store.unpark, rt.clock.now(), unless_config=rt.config_fingerprint)
+        if retried:
+            log.info("configuration changed: %d parked alerts are tried again", retried)
         broken = set()
         for error in ruleset.errors:
             broken.add(str(error.path))
@@ -129,6 +148,19 @@ class App:
         async with self._deliver_lock:  # one pass at a time keeps each channel in order
             return await deliver_due(self.rt)
 
+    async def drain(self) -> DeliveryReport:
+        """Deliver until nothing due is left but retries (notices raised meanwhile included),
+        waiting for each channel's pace."""
+        report = await self.deliver()
+        for _ in range(MAX_DRAIN_PASSES):
+            if report.paced_until is not None:
+                wait = report.paced_until - self.rt.clock.now()
+                await self.rt.clock.sleep(wait.total_seconds())
+            elif not (report.sent or report.parked or report.reconciled or report.failed):
+                break  # nothing was due, or nothing can move before a retry
+            report = await self.deliver()
+        return report
+
     async def run_once(self) -> list[PollOutcome]:
         """Poll every feed once (concurrently), deliver what is due, and return.
 
@@ -139,7 +171,7 @@ class App:
         results = await asyncio.gather(
             *(self.poll(feed) for feed in self.config.feeds), return_exceptions=True
         )
-        await self.deliver()
+        await self.drain()
         for feed, result in zip(self.config.feeds, results, strict=True):
             if isinstance(result, BaseException):
                 log.error("feed=%s poll crashed", feed.name, exc_info=result)

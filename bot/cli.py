@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="feeds, pending alerts and open problems")
     status.set_defaults(func=cmd_status)
+
+    retry = sub.add_parser("retry", help="try parked alerts again (after fixing the cause)")
+    retry.add_argument("--channel", help="only this channel's parked alerts")
+    retry.set_defaults(func=cmd_retry)
     return parser
 
 
@@ -227,6 +231,21 @@ def _source_name(source: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in name)[:64] or "source"
 
 
+def cmd_retry(args: argparse.Namespace) -> int:
+    """Parked alerts (all, or one channel's) go back to pending; a running bot sends them."""
+    from bot.store import Store
+
+    config = load_config(args.config)
+    store = Store.open(config.database)
+    try:
+        count = store.unpark(SystemClock().now(), channel=args.channel)
+    finally:
+        store.close()
+    where = f" for {args.channel}" if args.channel else ""
+    print(f"{count} parked alerts{where} will be tried again")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from bot.store import Store
 
@@ -234,7 +253,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = Store.open(config.database)
     try:
         counts = store.alert_counts()
-        print(f"alerts: {counts.pending} pending, {counts.sent} sent")
+        print(f"alerts: {counts.pending} pending, {counts.sent} sent, {counts.parked} parked")
+        for group in store.parked():
+            what = "channel refused" if group.scope == "channel" else "message refused"
+            print(
+                f"parked {group.channel}: {group.count} alerts, {what}: {group.reason} "
+                f"(since {group.since.isoformat()}; `newswatch retry --channel {group.channel}`)"
+            )
         for state in store.feed_states():
             status = "failing" if state.consecutive_failures else "ok"
             last = state.last_success_at.isoformat() if state.last_success_at else "never"

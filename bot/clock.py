@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+    async def sleep(self, seconds: float) -> None: ...
 
 
 class SystemClock:
@@ -15,6 +18,9 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(seconds, 0.0))
 
 
 class FixedClock:
@@ -32,6 +38,9 @@ class FixedClock:
         self._now = when
 
     def advance(self, **kwargs: float) -> None:
-        from datetime import timedelta
-
         self._now += timedelta(**kwargs)
+
+    async def sleep(self, seconds: float) -> None:
+        """Time passes at once: waiting code moves on without real waiting."""
+        self._now += timedelta(seconds=max(seconds, 0.0))
+        await asyncio.sleep(0)

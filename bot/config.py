@@ -12,6 +12,7 @@ from typing import Any
 from bot.errors import ConfigError
 from bot.fetch import DEFAULT_DEADLINE, MAX_BODY_BYTES  # one source for the fetch limits
 from bot.models import FeedConfig, parse_duration
+from bot.pacing import BURST, RATE, RETRY_BASE
 from bot.yamlfile import Document, YamlProblem, read_yaml
 
 DEFAULT_INTERVAL = timedelta(minutes=10)
@@ -27,6 +28,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 class SlackConfig:
     default_channel: str
     admin_channel: str | None = None
+    rate: float = RATE  # messages per second per channel
+    burst: int = BURST  # messages a quiet channel may get at once
+    retry_base: timedelta = RETRY_BASE  # first backoff after a failed post
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ TOP_KEYS = {
     "workers",
     "aliases",
 }
-SLACK_KEYS = {"default_channel", "admin_channel"}
+SLACK_KEYS = {"default_channel", "admin_channel", "rate", "burst", "retry_base"}
 FEED_KEYS = {"name", "url", "interval", "backlog"}
 FETCH_KEYS = {"deadline", "max_bytes", "allow_private"}
 
@@ -145,7 +149,7 @@ class _ConfigReader:
             path=self.doc.path,
             rules_dir=rules_dir,
             database=self.path_value(top.get("database", "newswatch.db"), "database"),
-            slack=SlackConfig(slack["default_channel"], admin),
+            slack=self.slack_pace(slack, SlackConfig(slack["default_channel"], admin)),
             feeds=feeds,
             fetch=self.fetch(top.get("fetch", {})),
             display_timezone=tz,
@@ -157,6 +161,20 @@ class _ConfigReader:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(f"{key} must be a path", key)
         return (self.base / value).resolve()
+
+    def slack_pace(self, slack: dict[str, Any], base: SlackConfig) -> SlackConfig:
+        rate = slack.get("rate", base.rate)
+        if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 < rate <= 50:
+            raise self.fail("slack.rate must be messages per second (0 to 50)", "slack", "rate")
+        burst = slack.get("burst", base.burst)
+        if not isinstance(burst, int) or isinstance(burst, bool) or not 1 <= burst <= 100:
+            raise self.fail("slack.burst must be a whole number from 1 to 100", "slack", "burst")
+        retry_base = base.retry_base
+        if "retry_base" in slack:
+            retry_base = self.duration(slack["retry_base"], "slack", "retry_base")
+            if retry_base <= timedelta(0):
+                raise self.fail("slack.retry_base must be positive", "slack", "retry_base")
+        return SlackConfig(base.default_channel, base.admin_channel, float(rate), burst, retry_base)
 
     def duration(self, value: Any, *keys: object) -> timedelta:
         try:

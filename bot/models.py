@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -169,3 +170,19 @@ class Evidence:
     field: str
     terms: tuple[str, ...]  # as written in the query; `@alias: term` for a term of an alias set
     sentence: str  # the sentence, matched terms marked with \x02 ... \x03
+
+
+@dataclass(frozen=True)
+class AlertTag:
+    """What marks a posted message as one queued alert (Slack message metadata).
+
+    `article` is a digest of the alert's article key, so the id of another database's alert
+    (a second bot posting to the same channel, a database started afresh) never matches ours.
+    """
+
+    alert_id: int
+    article: str
+
+    @classmethod
+    def of(cls, alert_id: int, article_key: str) -> AlertTag:
+        return cls(alert_id, hashlib.sha256(article_key.encode()).hexdigest()[:16])

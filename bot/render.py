@@ -143,6 +143,24 @@ def _fit(text: str, limit: int, marks: bool = False, markup: bool = False) -> st
     `markup=True` keeps `*`, `_`, `~` and backquotes as typed (our own notices, where
     `channel_not_found` should read as such); tokens are escaped either way.
     """
+    return _fit_cut(text, limit, marks, markup)[0]
+
+
+def _fit_sentences(sentences: Sequence[str], limit: int) -> str:
+    """Summary sentences (with marks) within `limit`: whole sentences while they fit, then
+    " …"; only when the first alone is too long is it cut at a word."""
+    text, cut = _fit_cut(" ".join(sentences), limit, marks=True)
+    if not cut:
+        return text
+    for n in range(len(sentences) - 1, 0, -1):
+        head, head_cut = _fit_cut(" ".join(sentences[:n]), limit - 2, marks=True)
+        if head and not head_cut:
+            return head + " …"
+    return text
+
+
+def _fit_cut(text: str, limit: int, marks: bool = False, markup: bool = False) -> tuple[str, bool]:
+    """`_fit`, and whether it had to cut."""
     cleaned = _clean(text, keep_marks=marks, max_len=limit)
     if not markup:
         cleaned = _neutralize(cleaned)
@@ -165,7 +183,7 @@ def _fit(text: str, limit: int, marks: bool = False, markup: bool = False) -> st
             piece += "*"
         pieces.append(piece)
     if sum(map(len, pieces)) <= limit:
-        return "".join(pieces)
+        return "".join(pieces), False
     room, kept = limit - 2, 0  # room for a closing "*" and "…"
     while kept < len(pieces) and room >= len(pieces[kept]):
         room -= len(pieces[kept])
@@ -179,7 +197,7 @@ def _fit(text: str, limit: int, marks: bool = False, markup: bool = False) -> st
     out = "".join(pieces[:cut])
     if cut > 0 and bold[cut - 1] and not pieces[cut - 1].endswith("*"):
         out += "*"
-    return out + "…"
+    return out + "…", True
 
 
 def _widen_to_words(chars: list[str], bold: list[bool]) -> None:
@@ -241,12 +259,11 @@ def render_message(alert: AlertContent, tz: tzinfo = UTC) -> Message:
         {"type": "section", "text": _mrkdwn(f"*{headline}*")},
         {"type": "context", "elements": elements},
     ]
-    summary = " ".join(alert.summary)
-    body = _fit(summary, MAX_SECTION, marks=True)
+    body = _fit_sentences(alert.summary, MAX_SECTION)
     if body:
         blocks.append({"type": "section", "text": _mrkdwn(body)})
     prefix = f"{headline} · {meta[0]}"
-    rest = _fit(summary, MAX_TEXT - len(prefix) - 3, marks=True) if body else ""
+    rest = _fit_sentences(alert.summary, MAX_TEXT - len(prefix) - 3) if body else ""
     text = f"{prefix} — {rest}" if rest else prefix
     return Message(channel=alert.channel, text=text, blocks=tuple(blocks))
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from bot.clock import Clock
+from bot.pacing import Bucket, Pace
 from bot.rules import RuleSet
 from bot.slack import Sender
 from bot.store import Store
@@ -41,6 +42,9 @@ class Runtime:
     make_workers: Callable[[], Executor]
     rules: RuleSet = field(default_factory=RuleSet)
     sending_paused_until: datetime | None = None  # set when Slack rejects the token
+    pace: Pace = field(default_factory=Pace)
+    buckets: dict[str, Bucket] = field(default_factory=dict)  # per channel (ID when known)
+    config_fingerprint: str = ""  # parked alerts are retried when this changes
     db_thread: Executor = field(default_factory=lambda: ThreadPoolExecutor(1, "newswatch-db"))
 
     def __post_init__(self) -> None:
@@ -73,12 +77,14 @@ class Runtime:
             log.warning("notice: %s", message)
         else:
             log.info("notice resolved: %s", message)
-        if self.admin_channel:
+        if self.admin_channel:  # through the outbox: sent in order, retried, never lost
             prefix = "Problem" if active else "Resolved"
-            try:
-                await self.sender.send_notice(self.admin_channel, f"{prefix}: {message}")
-            except Exception as exc:  # a notice must never break the loop that raised it
-                log.warning("could not post notice to %s: %s", self.admin_channel, exc)
+            await self.db(
+                self.store.queue_notice,
+                self.admin_channel,
+                f"{prefix}: {message}",
+                self.clock.now(),
+            )
 
     async def resolve(self, key: str, message: str) -> None:
         await self.notice(key, message, active=False)

@@ -18,7 +18,7 @@ log = logging.getLogger("newswatch.scheduler")
 JITTER_FRACTION = 0.1  # each poll moves by up to ±10 % of its interval ...
 MAX_JITTER = timedelta(seconds=60)  # ... and never by more than a minute
 START_SPREAD = timedelta(seconds=10)  # first polls spread over this, not all at once
-DELIVERY_INTERVAL = timedelta(seconds=5)  # how often the outbox is checked for due retries
+DELIVERY_INTERVAL = timedelta(seconds=1)  # the outbox pass: due retries and paced alerts
 RULE_CHECK_INTERVAL = timedelta(seconds=2)  # rule and alias edits take effect within seconds
 
 

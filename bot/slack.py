@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import sys
-from collections.abc import Mapping
-from datetime import UTC, tzinfo
-from typing import Protocol, TextIO
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Protocol, TextIO
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackObjectFormationError
+from slack_sdk.models.blocks import Block, ContextBlock, SectionBlock
+from slack_sdk.models.metadata import Metadata
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import (
@@ -19,10 +23,19 @@ from bot.errors import (
     SlackTransientError,
     SlackUnknownOutcomeError,
 )
-from bot.models import AlertContent, Message, PostResult
+from bot.models import AlertContent, AlertTag, Message, PostResult
 from bot.render import render_message, render_notice, render_terminal, render_terminal_notice
 
+log = logging.getLogger("newswatch.slack")
+
 DEFAULT_TIMEOUT = 10.0  # seconds for one whole request
+EVENT_TYPE = "newswatch_alert"  # metadata {alert_id, article} tags each alert we post
+MAX_BLOCKS = 50  # Slack: blocks per message
+MAX_CONTEXT_TEXT = 3000  # Slack: one context element's text
+MAX_BLOCKS_SIZE = 12_000  # our budget for the blocks' JSON (Slack refuses far larger ones)
+HISTORY_PAGE = 200  # messages per conversations.history call when looking for an alert
+HISTORY_PAGES = 5  # pages looked at before concluding an alert is not there
+HISTORY_MARGIN = 120.0  # seconds looked back before the attempt began (clock skew)
 
 # Slack error codes (`ok: false`) worth retrying later; anything else is permanent.
 TRANSIENT_ERRORS = frozenset(
@@ -53,9 +66,21 @@ CONTENT_ERRORS = frozenset({"msg_too_long", "invalid_blocks", "msg_blocks_too_lo
 class Sender(Protocol):
     """Where alerts go: Slack, or a terminal for offline runs."""
 
-    async def send(self, alert: AlertContent) -> PostResult: ...
+    async def send(
+        self, alert: AlertContent, tag: AlertTag | None = None, *, plain: bool = False
+    ) -> PostResult:
+        """Post one alert, tagged in its metadata; `plain`: the fallback text alone."""
+        ...
 
-    async def send_notice(self, channel: str, text: str) -> PostResult: ...
+    async def find(
+        self, channel: str, tag: AlertTag, since: datetime, channel_id: str | None = None
+    ) -> PostResult | None:
+        """The message already posted with `tag` since `since`, or None if there is none."""
+        ...
+
+    async def send_notice(
+        self, channel: str, text: str, tag: AlertTag | None = None
+    ) -> PostResult: ...
 
     async def close(self) -> None: ...
 
@@ -90,21 +115,61 @@ class SlackSender:
     def client(self) -> AsyncWebClient:
         return self._client
 
-    async def send(self, alert: AlertContent) -> PostResult:
-        return await self._post(render_message(alert, self._tz))
+    async def send(
+        self, alert: AlertContent, tag: AlertTag | None = None, *, plain: bool = False
+    ) -> PostResult:
+        return await self._post(render_message(alert, self._tz), _tag(tag), plain=plain)
 
-    async def send_notice(self, channel: str, text: str) -> PostResult:
-        return await self._post(render_notice(text, channel))
+    async def send_notice(self, channel: str, text: str, tag: AlertTag | None = None) -> PostResult:
+        return await self._post(render_notice(text, channel), _tag(tag))
+
+    async def find(
+        self, channel: str, tag: AlertTag, since: datetime, channel_id: str | None = None
+    ) -> PostResult | None:
+        """Look through the channel's messages since `since` (newest first) for our tag.
+
+        Needs `channels:history` (public) or `groups:history` (private channels); Slack's
+        refusal (missing scope, unknown channel) raises SlackPermanentError.
+        """
+        where = channel_id or channel
+        oldest = f"{max(since.timestamp() - HISTORY_MARGIN, 0):.6f}"
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            try:
+                response = await self._client.conversations_history(
+                    channel=where,
+                    oldest=oldest,
+                    limit=HISTORY_PAGE,
+                    include_all_metadata=True,
+                    cursor=cursor,
+                )
+            except SlackApiError as e:
+                raise classify_api_error(channel, e) from e
+            except (aiohttp.ClientError, TimeoutError, AttributeError) as e:
+                raise SlackTransientError(channel, f"history look-up failed: {e!r}") from e
+            for found in response.get("messages") or []:
+                if _tagged(found, tag):
+                    ts = found.get("ts")
+                    return PostResult(channel, ts if isinstance(ts, str) else None, channel_id)
+            meta = response.get("response_metadata") or {}
+            cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
+            if not response.get("has_more") or not cursor:
+                return None
+        return None
 
     async def close(self) -> None:
         """Nothing stays open between calls; kept so every Sender closes the same way."""
 
-    async def _post(self, message: Message) -> PostResult:
+    async def _post(
+        self, message: Message, metadata: Metadata | None = None, *, plain: bool = False
+    ) -> PostResult:
+        blocks = None if plain else checked_blocks(message.channel, message.blocks)
         try:
             response = await self._client.chat_postMessage(
                 channel=message.channel,
                 text=message.text,
-                blocks=list(message.blocks),
+                blocks=blocks,
+                metadata=metadata,
                 unfurl_links=False,
                 unfurl_media=False,
             )
@@ -129,6 +194,52 @@ class SlackSender:
         )
 
 
+def checked_blocks(channel: str, raw: Sequence[dict[str, object]]) -> list[Block] | None:
+    """The blocks as slack-sdk models, checked against Slack's limits; None (post the escaped
+    fallback text alone) when any limit is exceeded, so a refusal never costs an attempt."""
+    try:
+        blocks = Block.parse_all(list(raw))
+        if not 1 <= len(blocks) <= MAX_BLOCKS:
+            raise SlackObjectFormationError(f"{len(blocks)} blocks (1 to {MAX_BLOCKS})")
+        for block in blocks:
+            block.validate_json()  # section text ≤ 3000, context elements ≤ 10, ...
+            if type(block) not in (SectionBlock, ContextBlock):
+                raise SlackObjectFormationError(f"unexpected block type {block.type}")
+            if isinstance(block, ContextBlock):
+                for element in block.elements:
+                    text = getattr(element, "text", "")
+                    if not isinstance(text, str) or not 0 < len(text) <= MAX_CONTEXT_TEXT:
+                        raise SlackObjectFormationError("context text length")
+        size = len(json.dumps([b.to_dict() for b in blocks], ensure_ascii=False))
+        if size > MAX_BLOCKS_SIZE:
+            raise SlackObjectFormationError(f"blocks are {size} characters")
+    except (SlackObjectFormationError, KeyError, TypeError, AttributeError) as e:
+        log.warning("channel=%s blocks refused before posting (%s): plain text sent", channel, e)
+        return None
+    return blocks
+
+
+def _tag(tag: AlertTag | None) -> Metadata | None:
+    if tag is None:
+        return None
+    payload = {"alert_id": tag.alert_id, "article": tag.article}
+    return Metadata(event_type=EVENT_TYPE, event_payload=payload)
+
+
+def _tagged(message: Any, tag: AlertTag) -> bool:
+    if not isinstance(message, dict):
+        return False
+    metadata = message.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("event_type") != EVENT_TYPE:
+        return False
+    payload = metadata.get("event_payload")
+    return (
+        isinstance(payload, dict)
+        and payload.get("alert_id") == tag.alert_id
+        and payload.get("article") == tag.article
+    )
+
+
 def classify_api_error(channel: str, error: SlackApiError) -> SlackError:
     """Our error for a response Slack (or something in front of it) refused."""
     response = error.response
@@ -142,6 +253,8 @@ def classify_api_error(channel: str, error: SlackApiError) -> SlackError:
     if status == 429 or code == "ratelimited":
         after = parse_retry_after(headers.get("Retry-After"))
         return SlackTransientError(channel, code or "http 429", retry_after=after)
+    if status in (500, 502, 504):  # a gateway gave up waiting: Slack may have posted it
+        return SlackUnknownOutcomeError(channel, code or f"http {status}")
     if status >= 500 or status == 408 or code in TRANSIENT_ERRORS:
         after = parse_retry_after(headers.get("Retry-After"))
         return SlackTransientError(channel, code or f"http {status}", retry_after=after)
@@ -172,11 +285,19 @@ class TerminalSender:
         self._stream = stream
         self._tz = tz
 
-    async def send(self, alert: AlertContent) -> PostResult:
+    async def send(
+        self, alert: AlertContent, tag: AlertTag | None = None, *, plain: bool = False
+    ) -> PostResult:
         await self._write(render_terminal(alert, self._tz))
         return PostResult(channel=alert.channel, ts=None)
 
-    async def send_notice(self, channel: str, text: str) -> PostResult:
+    async def find(
+        self, channel: str, tag: AlertTag, since: datetime, channel_id: str | None = None
+    ) -> PostResult | None:
+        """A terminal keeps no history: a write that was interrupted is written again."""
+        return None
+
+    async def send_notice(self, channel: str, text: str, tag: AlertTag | None = None) -> PostResult:
         await self._write(render_terminal_notice(text, channel))
         return PostResult(channel=channel, ts=None)
 

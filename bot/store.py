@@ -6,6 +6,7 @@ race another instance is idempotent (unique keys with ON CONFLICT DO NOTHING).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -87,6 +88,14 @@ alerts = sa.Table(
     sa.Column("sent_at", UTCDateTime),
     sa.Column("slack_ts", sa.String(64)),
     sa.Column("slack_channel_id", sa.String(32)),
+    # version 3: attempt metadata, parking, the unknown-outcome state
+    sa.Column("last_attempt_at", UTCDateTime),
+    sa.Column("unknown_since", UTCDateTime),  # an attempt may have posted: reconcile first
+    sa.Column("parked_reason", sa.Text),  # status "parked": Slack refused it for good
+    sa.Column("parked_scope", sa.String(16)),  # "channel" (holds the route) or "message"
+    sa.Column("parked_config", sa.String(64)),  # configuration fingerprint when parked
+    sa.Column("parked_at", UTCDateTime),
+    sa.Column("kind", sa.String(16)),  # "notice": an operational notice; else (NULL) an alert
     sa.UniqueConstraint("channel", "cross_key", name="uq_alert_channel_article"),
     sa.Index("ix_alerts_due", "status", "next_attempt_at"),
 )
@@ -109,13 +118,50 @@ rule_snapshots = sa.Table(
 )
 
 
+slack_channels = sa.Table(
+    "slack_channels",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),  # as configured, e.g. "#news"
+    sa.Column("channel_id", sa.String(32), nullable=False),  # as Slack answered, e.g. "C0123"
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+ALERT_COLUMNS_V3 = (
+    "last_attempt_at",
+    "unknown_since",
+    "parked_reason",
+    "parked_scope",
+    "parked_config",
+    "parked_at",
+    "kind",
+)
+
+
 def _migration_1(conn: Connection) -> None:
     """The first schema: every table above as it stands at version 1."""
     metadata.create_all(conn, tables=[feeds, seen_articles, alerts, notices, rule_snapshots])
 
 
+def _add_missing_columns(conn: Connection, table: sa.Table, names: Sequence[str]) -> None:
+    """ALTER TABLE ADD COLUMN for each (nullable) column a database made earlier lacks."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+    for name in names:
+        if name not in have:
+            kind = table.c[name].type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
+
+
+def _migration_3(conn: Connection) -> None:
+    """Delivery: attempt metadata, parked alerts, the unknown-outcome state, channel IDs."""
+    _add_missing_columns(conn, alerts, ALERT_COLUMNS_V3)
+    slack_channels.create(conn, checkfirst=True)
+
+
 # Append-only: a migration, once released, is never edited; the next change is _migration_2.
-MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _migration_1),)
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
+    (1, _migration_1),
+    (3, _migration_3),
+)
 
 
 @dataclass(frozen=True)
@@ -139,12 +185,27 @@ class PendingAlert:
     channel: str
     content: AlertContent
     attempts: int
+    unknown_since: datetime | None = None  # an earlier attempt may have posted it
+    notice: str | None = None  # an operational notice's text (then `content` is a stand-in)
+    article_key: str = ""  # the alert's cross-feed article key (unique within its channel)
 
 
 @dataclass(frozen=True)
 class AlertCounts:
     pending: int
     sent: int
+    parked: int = 0
+
+
+@dataclass(frozen=True)
+class ParkedGroup:
+    """Alerts Slack refused for good, by channel and reason."""
+
+    channel: str
+    reason: str
+    scope: str  # "channel": the whole route waits; "message": only these alerts
+    count: int
+    since: datetime
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -331,11 +392,16 @@ class Store:
             )
         return queued
 
-    def due_alerts(self, now: datetime, limit: int = 500) -> list[PendingAlert]:
-        """Pending alerts, oldest first, of the channels whose OLDEST pending alert is due.
+    def due_alerts(
+        self, now: datetime, limit: int = 500, per_channel: int | None = None
+    ) -> list[PendingAlert]:
+        """Pending alerts, oldest first, of the channels whose OLDEST pending alert is due;
+        with `per_channel`, at most that many of each channel, so that one channel's backlog
+        never crowds another out of the batch.
 
         A channel waiting to retry its oldest alert sends nothing newer meanwhile, so each
-        channel receives its alerts in order.
+        channel receives its alerts in order; a channel parked as a whole (Slack refuses the
+        channel itself) sends nothing until its alerts are retried.
         """
         heads = (
             sa.select(alerts.c.channel, sa.func.min(alerts.c.id).label("head"))
@@ -344,16 +410,73 @@ class Store:
             .subquery()
         )
         head = alerts.alias("head")
+        parked_routes = sa.select(alerts.c.channel).where(
+            alerts.c.status == "parked", alerts.c.parked_scope == "channel"
+        )
+        rank = sa.func.row_number().over(partition_by=alerts.c.channel, order_by=alerts.c.id)
+        due = (
+            sa.select(
+                alerts.c.id,
+                alerts.c.channel,
+                alerts.c.content,
+                alerts.c.attempts,
+                alerts.c.unknown_since,
+                alerts.c.kind,
+                alerts.c.cross_key,
+                rank.label("rank"),
+            )
+            .join(heads, alerts.c.channel == heads.c.channel)
+            .join(head, head.c.id == heads.c.head)
+            .where(
+                alerts.c.status == "pending",
+                head.c.next_attempt_at <= now,
+                alerts.c.channel.not_in(parked_routes),
+            )
+            .subquery()
+        )
+        query = sa.select(due).order_by(due.c.id).limit(limit)
+        if per_channel is not None:
+            query = query.where(due.c.rank <= per_channel)
         with self._tx() as conn:
-            rows = conn.execute(
-                sa.select(alerts.c.id, alerts.c.channel, alerts.c.content, alerts.c.attempts)
-                .join(heads, alerts.c.channel == heads.c.channel)
-                .join(head, head.c.id == heads.c.head)
-                .where(alerts.c.status == "pending", head.c.next_attempt_at <= now)
-                .order_by(alerts.c.id)
-                .limit(limit)
-            ).all()
-        return [PendingAlert(r.id, r.channel, decode_content(r.content), r.attempts) for r in rows]
+            rows = conn.execute(query).all()
+        return [_pending(r) for r in rows]
+
+    def queue_notice(self, channel: str, text: str, now: datetime) -> None:
+        """An operational notice joins the outbox: sent like an alert, in order, never lost."""
+        with self._tx() as conn:
+            conn.execute(
+                alerts.insert().values(
+                    channel=channel,
+                    cross_key=f"notice:{now.isoformat()}:{_digest(text)}",
+                    feed="",
+                    content=json.dumps({"notice": text}, ensure_ascii=False),
+                    kind="notice",
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+
+    def begin_attempt(self, alert_id: int, now: datetime) -> datetime:
+        """Record, BEFORE posting, that the alert may reach Slack from now on.
+
+        Returns the time since which its outcome is unknown (this attempt's, or an earlier
+        one's that was never settled): after a crash the sender looks for it in Slack first.
+        """
+        with self._tx() as conn:
+            conn.execute(
+                alerts.update()
+                .where(alerts.c.id == alert_id)
+                .values(
+                    last_attempt_at=now,
+                    unknown_since=sa.func.coalesce(alerts.c.unknown_since, now),
+                )
+            )
+            since: datetime = conn.execute(
+                sa.select(alerts.c.unknown_since).where(alerts.c.id == alert_id)
+            ).scalar_one()
+        return since
 
     def mark_sent(
         self, alert_id: int, ts: str | None, channel_id: str | None, now: datetime
@@ -369,26 +492,150 @@ class Store:
                     slack_channel_id=channel_id,
                     attempts=alerts.c.attempts + 1,
                     last_error=None,
+                    unknown_since=None,
                 )
             )
+            if channel_id:
+                name = conn.execute(
+                    sa.select(alerts.c.channel).where(alerts.c.id == alert_id)
+                ).scalar_one()
+                self._save_channel_id(conn, name, channel_id, now)
 
-    def mark_failed(self, alert_id: int, reason: str, retry_at: datetime) -> None:
-        """The alert stays pending; it is tried again at `retry_at`."""
+    def mark_failed(
+        self,
+        alert_id: int,
+        reason: str,
+        retry_at: datetime,
+        unknown_since: datetime | None = None,
+    ) -> None:
+        """The alert stays pending; it is tried again at `retry_at`.
+
+        `unknown_since`: when an attempt whose outcome is unknown began (None: every attempt
+        so far is known not to have posted).
+        """
         with self._tx() as conn:
             conn.execute(
                 alerts.update()
                 .where(alerts.c.id == alert_id)
-                .values(attempts=alerts.c.attempts + 1, last_error=reason, next_attempt_at=retry_at)
+                .values(
+                    attempts=alerts.c.attempts + 1,
+                    last_error=reason,
+                    next_attempt_at=retry_at,
+                    unknown_since=unknown_since,
+                )
+            )
+
+    def park(
+        self, alert_id: int, reason: str, config: str, now: datetime, *, route: bool = False
+    ) -> int:
+        """Park an alert Slack refused for good (with `route`: every pending alert of its
+        channel too, which then waits as a whole). Returns how many alerts were parked."""
+        with self._tx() as conn:
+            where = alerts.c.id == alert_id
+            if route:
+                channel = sa.select(alerts.c.channel).where(alerts.c.id == alert_id)
+                where = sa.or_(
+                    where,
+                    sa.and_(
+                        alerts.c.channel == channel.scalar_subquery(),
+                        alerts.c.status == "pending",
+                    ),
+                )
+            result = conn.execute(
+                alerts.update()
+                .where(where)
+                .values(
+                    status="parked",
+                    parked_reason=reason,
+                    parked_scope="channel" if route else "message",
+                    parked_config=config,
+                    parked_at=now,
+                    last_error=reason,
+                )
+            )
+            conn.execute(
+                alerts.update()
+                .where(alerts.c.id == alert_id)
+                .values(attempts=alerts.c.attempts + 1)
+            )
+        return max(result.rowcount, 0)
+
+    def unpark(
+        self, now: datetime, *, channel: str | None = None, unless_config: str | None = None
+    ) -> int:
+        """Parked alerts become pending again (all, one channel's, or those parked under
+        another configuration than `unless_config`). Returns how many."""
+        where = alerts.c.status == "parked"
+        if channel is not None:
+            where = sa.and_(where, alerts.c.channel == channel)
+        if unless_config is not None:
+            where = sa.and_(
+                where,
+                sa.or_(alerts.c.parked_config.is_(None), alerts.c.parked_config != unless_config),
+            )
+        with self._tx() as conn:
+            result = conn.execute(
+                alerts.update()
+                .where(where)
+                .values(
+                    status="pending",
+                    next_attempt_at=now,
+                    parked_reason=None,
+                    parked_scope=None,
+                    parked_config=None,
+                    parked_at=None,
+                )
+            )
+        return max(result.rowcount, 0)
+
+    def parked(self) -> list[ParkedGroup]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(
+                    alerts.c.channel,
+                    alerts.c.parked_reason,
+                    alerts.c.parked_scope,
+                    sa.func.count(),
+                    sa.func.min(alerts.c.parked_at),
+                )
+                .where(alerts.c.status == "parked")
+                .group_by(alerts.c.channel, alerts.c.parked_reason, alerts.c.parked_scope)
+                .order_by(alerts.c.channel, alerts.c.parked_reason)
+            ).all()
+        return [
+            ParkedGroup(r[0], r[1] or "", r[2] or "message", int(r[3]), r[4].replace(tzinfo=UTC))
+            for r in rows
+        ]
+
+    def _save_channel_id(self, conn: Connection, name: str, channel_id: str, now: datetime) -> None:
+        stmt = self._insert(slack_channels).values(name=name, channel_id=channel_id, updated_at=now)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["name"],
+                set_={"channel_id": stmt.excluded.channel_id, "updated_at": now},
+                where=slack_channels.c.channel_id != stmt.excluded.channel_id,
+            )
+        )
+
+    def channel_ids(self) -> dict[str, str]:
+        """The channel ID Slack returned for each configured channel name posted to."""
+        with self._tx() as conn:
+            return dict(
+                conn.execute(sa.select(slack_channels.c.name, slack_channels.c.channel_id)).all()
             )
 
     def alert_counts(self) -> AlertCounts:
         with self._tx() as conn:
             rows: dict[str, int] = dict(
                 conn.execute(
-                    sa.select(alerts.c.status, sa.func.count()).group_by(alerts.c.status)
+                    sa.select(alerts.c.status, sa.func.count())
+                    .where(alerts.c.kind.is_(None))  # notices waiting are not alerts
+                    .group_by(alerts.c.status)
                 ).all()
             )
-        return AlertCounts(pending=rows.get("pending", 0), sent=rows.get("sent", 0))
+        return AlertCounts(
+            pending=rows.get("pending", 0), sent=rows.get("sent", 0), parked=rows.get("parked", 0)
+        )
 
     def next_due_at(self) -> datetime | None:
         with self._tx() as conn:
@@ -444,6 +691,23 @@ class Store:
             return dict(
                 conn.execute(sa.select(rule_snapshots.c.path, rule_snapshots.c.source)).all()
             )
+
+
+def _pending(row: Any) -> PendingAlert:
+    if row.kind == "notice":
+        text = str(json.loads(row.content).get("notice", ""))
+        stand_in = AlertContent(row.channel, text, None, "newswatch", None, (), (), ())
+        return PendingAlert(
+            row.id, row.channel, stand_in, row.attempts, row.unknown_since, text, row.cross_key
+        )
+    content = decode_content(row.content)
+    return PendingAlert(
+        row.id, row.channel, content, row.attempts, row.unknown_since, None, row.cross_key
+    )
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def encode_content(content: AlertContent) -> str:

@@ -2,7 +2,9 @@
 
 Reach it with the real slack-sdk client: `base_url=double.base_url`. It answers
 `chat.postMessage` (JSON or form body), `auth.test` and `conversations.history`, records every
-request and accepted message, checks Slack's Block Kit limits, and injects faults on demand.
+request and accepted message (with its `metadata`, returned by history only when
+`include_all_metadata` is set, as Slack does), checks Slack's Block Kit limits, and injects faults
+on demand. Message `ts` values follow `double.clock` (real time unless a test sets it).
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import contextlib
 import hashlib
 import json
 import re
+import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,6 +41,7 @@ class Request:
     method: str  # Web API method, e.g. "chat.postMessage"
     headers: dict[str, str]  # lower-case names
     body: dict[str, Any]  # JSON body, form fields or query parameters; form `blocks` decoded
+    at: float = 0.0  # double.clock() when it arrived
 
 
 @dataclass
@@ -62,7 +67,13 @@ class SlackDouble:
         self._requests: list[Request] = []
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self._faults: list[_Fault] = []
-        self._ts = 0
+        self._fair: tuple[float, float] | None = None
+        self._buckets: dict[str, tuple[float, float]] = {}  # channel id: (tokens, at)
+        self._limited = 0
+        self.unanswered = 0  # answers the client was no longer there to read
+        self._ts = 0.0
+        self.clock: Callable[[], float] = time.time  # seconds since the epoch: `ts` and `at`
+        self.history_error: str | None = None  # e.g. "missing_scope": history is refused
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.double = self
         self._thread = threading.Thread(
@@ -137,6 +148,18 @@ class SlackDouble:
         body = json.dumps({"ok": False, "error": "ratelimited"})
         self._add(_Fault("http", times, "chat.postMessage", channel, 429, body, headers=headers))
 
+    def rate_limit_fair(self, rate: float = 1.0, burst: int = 3) -> None:
+        """Answer 429 (Retry-After: 1) to posts above `rate` per second per channel, after a
+        `burst`, as Slack does: the test then sees the bot's pacing in `limited`."""
+        with self._lock:
+            self._fair = (rate, float(burst))
+
+    @property
+    def limited(self) -> int:
+        """How many posts the fair limiter refused."""
+        with self._lock:
+            return self._limited
+
     def fail_with(
         self, error: str, channel: str | None = None, times: int | None = None, status: int = 200
     ) -> None:
@@ -144,13 +167,13 @@ class SlackDouble:
         body = json.dumps({"ok": False, "error": error})
         self._add(_Fault("http", times, "chat.postMessage", channel, status, body))
 
-    def drop_after_accept(self, times: int | None = 1) -> None:
+    def drop_after_accept(self, times: int | None = 1, channel: str | None = None) -> None:
         """Accept the message, then close the connection without answering."""
-        self._add(_Fault("drop", times, "chat.postMessage"))
+        self._add(_Fault("drop", times, "chat.postMessage", channel))
 
-    def delay(self, seconds: float, times: int | None = 1) -> None:
+    def delay(self, seconds: float, times: int | None = 1, channel: str | None = None) -> None:
         """Accept the message, then answer only after `seconds`."""
-        self._add(_Fault("delay", times, "chat.postMessage", delay=seconds))
+        self._add(_Fault("delay", times, "chat.postMessage", channel, delay=seconds))
 
     def clear_faults(self) -> None:
         """Slack works normally again."""
@@ -160,6 +183,19 @@ class SlackDouble:
     def _add(self, fault: _Fault) -> None:
         with self._lock:
             self._faults.append(fault)
+
+    def _over_rate(self, body: dict[str, Any]) -> bool:
+        if self._fair is None or not isinstance(body.get("channel"), str):
+            return False
+        rate, burst = self._fair
+        cid, now = self.channel_id(body["channel"]), self.clock()
+        tokens, at = self._buckets.get(cid, (burst, now))
+        tokens = min(burst, tokens + max(now - at, 0.0) * rate)
+        if tokens < 1.0:
+            self._buckets[cid] = (tokens, now)
+            return True
+        self._buckets[cid] = (tokens - 1.0, now)
+        return False
 
     def _take_fault(self, method: str, channel: object) -> _Fault | None:
         for fault in self._faults:
@@ -185,8 +221,12 @@ class SlackDouble:
         headers = {k.lower(): v for k, v in h.headers.items()}
         body = _parse_body(headers.get("content-type", ""), raw, url.query)
         with self._lock:
-            self._requests.append(Request(h.command, method, headers, body))
+            self._requests.append(Request(h.command, method, headers, body, self.clock()))
             fault = self._take_fault(method, body.get("channel"))
+            if fault is None and method == "chat.postMessage" and self._over_rate(body):
+                self._limited += 1
+                fault = _Fault("http", 1, status=429, headers={"Retry-After": "1"})
+                fault.body = json.dumps({"ok": False, "error": "ratelimited"})
         if fault is not None and fault.kind == "http":
             h.answer(fault.status, fault.body, fault.content_type, fault.headers)
             return
@@ -235,8 +275,8 @@ class SlackDouble:
             return {"ok": False, "error": "invalid_blocks"}
         cid = self.channel_id(channel)
         with self._lock:
-            self._ts += 1
-            ts = f"1750000000.{self._ts:06d}"
+            self._ts = max(self._ts + 0.000001, self.clock())
+            ts = f"{self._ts:.6f}"
             message = {
                 "type": "message",
                 "user": "U0DOUBLE",
@@ -245,22 +285,35 @@ class SlackDouble:
                 "blocks": blocks or [],
                 "ts": ts,
             }
+            metadata = body.get("metadata")
+            if isinstance(metadata, str):  # form-encoded bodies carry it as JSON text
+                with contextlib.suppress(ValueError):
+                    metadata = json.loads(metadata)
+            if isinstance(metadata, dict):
+                message["metadata"] = metadata
             self._messages.setdefault(cid, []).append(message)
         return {"ok": True, "channel": cid, "ts": ts, "message": message}
 
     def _history(self, body: dict[str, Any]) -> dict[str, Any]:
         channel = body.get("channel")
+        if self.history_error:
+            return {"ok": False, "error": self.history_error}
         if not isinstance(channel, str):
             return {"ok": False, "error": "channel_not_found"}
         oldest, latest = float(body.get("oldest") or 0), float(body.get("latest") or "inf")
         limit = int(body.get("limit") or 100)
+        start = int(body.get("cursor") or 0)
         found = [m for m in self.messages(channel) if oldest < float(m["ts"]) < latest]
         found.reverse()  # newest first, as Slack answers
+        if str(body.get("include_all_metadata")).lower() not in ("1", "true"):
+            found = [{k: v for k, v in m.items() if k != "metadata"} for m in found]
+        page = found[start : start + limit]
+        more = len(found) > start + limit
         return {
             "ok": True,
-            "messages": found[:limit],
-            "has_more": len(found) > limit,
-            "response_metadata": {"next_cursor": ""},
+            "messages": page,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
         }
 
 
@@ -323,6 +376,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = False  # so server_close() waits for every handler
     double: SlackDouble
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client killed mid-request resets its connection: expected here, not an error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
@@ -349,8 +407,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
-        except OSError:  # the client gave up (timeout) before we answered
+        except OSError:  # the client gave up (timeout) or died before we answered
             self.close_connection = True
+            with self.server.double._lock:
+                self.server.double.unanswered += 1
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -25,6 +25,7 @@ PURE = (
     "render.py",
     "dedup.py",
     "models.py",
+    "pacing.py",
 )
 IO_MODULES = {"socket", "sqlite3", "urllib.request", "http.client", "requests", "asyncio"}
 

@@ -169,3 +169,38 @@ def test_match_explain_shows_each_term_its_field_and_sentence() -> None:
             assert reason["field"] in ("title", "summary", "content")
             assert reason["terms"] and reason["sentence"]
             assert reason["marked"].count("**") >= 2
+
+
+def test_status_shows_parked_alerts_and_retry_sends_them_back_to_pending(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from bot.store import Store
+    from tests.e2e import write_config
+    from tests.factories import alert, article
+
+    config = write_config(tmp_path, {"wire": str(DEMO_FEED)})
+    now = datetime(2025, 7, 31, 6, 0, tzinfo=UTC)
+    store = Store.open(tmp_path / "state.db")
+    pairs = [
+        (article(cross_key=f"url:{n}", feed_key=str(n)), alert(channel=channel))
+        for n, channel in enumerate(["#gone", "#gone", "#other"])
+    ]
+    store.record_poll(
+        "wire", "u", [a for a, _ in pairs], pairs, etag=None, last_modified=None, now=now
+    )
+    first, _, other = store.due_alerts(now)
+    store.park(first.id, "not_in_channel", "cfg", now, route=True)
+    store.park(other.id, "msg_too_long", "cfg", now)
+    store.close()
+
+    status = newswatch("--config", str(config), "status")
+    assert "0 pending, 0 sent, 3 parked" in status.stdout
+    assert "parked #gone: 2 alerts, channel refused: not_in_channel" in status.stdout
+    assert "parked #other: 1 alerts, message refused: msg_too_long" in status.stdout
+
+    retried = newswatch("--config", str(config), "retry", "--channel", "#gone")
+    assert retried.returncode == 0 and "2 parked alerts for #gone" in retried.stdout
+    status = newswatch("--config", str(config), "status")
+    assert "2 pending, 0 sent, 1 parked" in status.stdout
+    retried = newswatch("--config", str(config), "retry")
+    assert "1 parked alerts will be tried again" in retried.stdout

@@ -92,3 +92,31 @@ def test_shipped_config_is_valid() -> None:
 def test_demo_config_is_valid() -> None:
     config = load_config(REPO / "examples" / "demo-config.yaml")
     assert Path(config.feeds[0].url).is_file()
+
+
+def test_slack_pacing_has_named_defaults_and_can_be_set(tmp_path: Path) -> None:
+    from bot.pacing import BURST, RATE, RETRY_BASE
+
+    default = load_config(write(tmp_path, MINIMAL)).slack
+    assert (default.rate, default.burst, default.retry_base) == (RATE, BURST, RETRY_BASE)
+    text = MINIMAL.replace(
+        '  default_channel: "#news-alerts"\n',
+        '  default_channel: "#news-alerts"\n  rate: 0.5\n  burst: 1\n  retry_base: 2s\n',
+    )
+    slack = load_config(write(tmp_path, text)).slack
+    assert (slack.rate, slack.burst, slack.retry_base) == (0.5, 1, timedelta(seconds=2))
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [("rate: 0", "slack.rate"), ("burst: 0", "slack.burst"), ("retry_base: 0s", "retry_base")],
+)
+def test_bad_pacing_values_are_refused_with_their_line(
+    tmp_path: Path, line: str, reason: str
+) -> None:
+    text = MINIMAL.replace(
+        '  default_channel: "#news-alerts"\n', f'  default_channel: "#news-alerts"\n  {line}\n'
+    )
+    with pytest.raises(ConfigError, match=reason) as caught:
+        load_config(write(tmp_path, text))
+    assert caught.value.line == 5

@@ -46,15 +46,15 @@ def test_a_refused_channel_does_not_hold_up_others_and_is_told_once(
         try:
             await app.run_once()
             clock.advance(minutes=20)
-            await app.deliver()  # tried again later: still refused, not told twice
+            await app.deliver()  # parked: not tried again, not told twice
         finally:
             await app.close()
 
     asyncio.run(scenario())
     assert len(slack_double.messages("#opcon-desk")) == 1
     assert slack_double.messages("#korea-security") == []
-    # one attempt per pass, for the oldest alert only: the channel's order is kept
-    assert len(slack_double.posts("#korea-security")) == 2
+    # one attempt for the oldest alert parks the whole channel: no retry storm
+    assert len(slack_double.posts("#korea-security")) == 1
     notices = slack_double.messages("#newswatch-ops")
     assert len(notices) == 1 and "channel_not_found" in message_text(notices[0])
 
@@ -69,7 +69,9 @@ def test_a_revoked_token_stops_sending_and_keeps_every_alert_for_after_the_fix(
     slack_double.fail_with("token_revoked")
 
     asyncio.run(run_once(config, slack_double, clock))
-    assert len(slack_double.posts()) == 1  # the first refusal stops the pass
+    # channels post concurrently: at most the one request in flight per channel is refused
+    assert len(slack_double.posts("#korea-security")) == 1
+    assert len(slack_double.posts("#opcon-desk")) <= 1
     assert slack_double.messages() == []
 
     slack_double.clear_faults()  # a new token is installed and the bot restarted
@@ -105,3 +107,25 @@ def test_a_failing_feed_is_told_after_three_polls_and_its_recovery_once(
     assert "wire has failed 3 polls in a row: HTTP 500" in notices[0]
     assert "wire is polling again" in notices[1]
     assert TOKEN  # the double saw our token on every request
+
+
+def test_parked_alerts_wait_across_restarts_and_go_out_when_the_rules_change(
+    tmp_path: Path, feed_server: FeedServer, slack_double: SlackDouble, clock: FixedClock
+) -> None:
+    feed_server.add("/wire.xml", rss(items(clock)))
+    folder = rules_dir(tmp_path)
+    config = write_config(tmp_path, {"wire": feed_server.url("/wire.xml")}, rules=folder)
+    slack_double.fail_with("not_in_channel", channel="#korea-security")
+    asyncio.run(run_once(config, slack_double, clock))
+    slack_double.clear_faults()  # the bot is invited; nothing tells it so yet
+    clock.advance(minutes=5)
+    asyncio.run(run_once(config, slack_double, clock))  # same configuration: still parked
+    assert slack_double.messages("#korea-security") == []
+    assert len(slack_double.posts("#korea-security")) == 1
+
+    (folder / "usfk.yaml").write_text(  # an edit: parked alerts are tried again
+        'name: usfk\nchannel: "#korea-security"\nquery: USFK  # edited\n', encoding="utf-8"
+    )
+    asyncio.run(run_once(config, slack_double, clock))
+    order = [str(m["text"]) for m in slack_double.messages("#korea-security")]
+    assert len(order) == 2 and "Pyeongtaek" in order[0] and "drill" in order[1]

@@ -39,7 +39,9 @@ def fires(app: App, text: str) -> bool:
     return match_rule(rule, Document.from_fields({"title": text})) is not None
 
 
-def notices(slack: SlackDouble) -> list[str]:
+async def notices(app: App, slack: SlackDouble) -> list[str]:
+    """The admin channel's messages once every queued notice has gone out."""
+    await app.drain()
     return [message_text(m) for m in slack.messages("#newswatch-ops")]
 
 
@@ -68,14 +70,14 @@ def test_edits_take_effect_a_broken_edit_keeps_the_last_good_version_and_a_fix_r
             assert await app.check_rules()
             assert fires(app, "USFK cuts")
             assert str(rule_file) in app.rt.rules.stale
-            (problem,) = notices(slack_double)
+            (problem,) = await notices(app, slack_double)
             assert f"{rule_file}:5:" in problem and "keeps running" in problem
 
             # Looking again within the interval reads nothing; unchanged files reload nothing.
             assert not await app.check_rules()
             clock.advance(seconds=WATCH_INTERVAL.total_seconds())
             assert not await app.check_rules()
-            assert len(notices(slack_double)) == 1
+            assert len(await notices(app, slack_double)) == 1
 
             # The fix takes effect and the notice is resolved.
             rule_file.write_text(RULE.replace("cut*", "withdraw*"), encoding="utf-8")
@@ -83,7 +85,7 @@ def test_edits_take_effect_a_broken_edit_keeps_the_last_good_version_and_a_fix_r
             assert await app.check_rules()
             assert fires(app, "USFK withdrawal") and not fires(app, "USFK cuts")
             assert not app.rt.rules.stale
-            assert "loads again" in notices(slack_double)[-1]
+            assert "loads again" in (await notices(app, slack_double))[-1]
         finally:
             await app.close()
 
@@ -104,12 +106,12 @@ def test_a_broken_alias_file_keeps_its_aliases_and_names_the_line(
             clock.advance(seconds=2)
             assert await app.check_rules()
             assert fires(app, "U.S. Forces Korea to cut")  # the last good alias set
-            (problem,) = notices(slack_double)
+            (problem,) = await notices(app, slack_double)
             assert f"alias file {alias_file}:1:15:" in problem
             alias_file.write_text(ALIASES, encoding="utf-8")
             clock.advance(seconds=2)
             assert await app.check_rules()
-            assert "loads again" in notices(slack_double)[-1]
+            assert "loads again" in (await notices(app, slack_double))[-1]
         finally:
             await app.close()
 
@@ -157,7 +159,7 @@ def test_one_broken_file_keeps_its_last_version_while_other_edits_apply_and_is_t
                 assert fires(app, "USFK cuts")  # the last good version
                 assert [str(e.path) for e in rules.errors] == [str(rule_file)]
             # The file stayed broken across both reloads: one notice, not one per reload.
-            assert len(notices(slack_double)) == 1
+            assert len(await notices(app, slack_double)) == 1
         finally:
             await app.close()
 

@@ -296,3 +296,18 @@ def test_terminal_rendering_is_readable_and_free_of_control_sequences() -> None:
     assert "https://news.example/markets/chips?id=7&src=rss" in out
     assert "2025-07-31 05:38 UTC" in out
     assert "Shares of **chip** makers rose." in out
+
+
+def test_a_long_summary_is_cut_after_a_whole_sentence_when_one_fits() -> None:
+    first, second = "The first sentence is short.", "The second one too."
+    third = "The third runs on " + "and on " * 600 + "forever."
+    message = render_message(alert(summary=(first, second, third)))
+    body = str(message.blocks[-1]["text"]["text"])  # type: ignore[index]
+    assert body == f"{first} {second} …"
+    assert message.text.endswith(f"{first} {second} …")
+
+
+def test_a_single_overlong_sentence_is_cut_at_a_word() -> None:
+    message = render_message(alert(summary=("word " * 1000 + "end.",)))
+    body = str(message.blocks[-1]["text"]["text"])  # type: ignore[index]
+    assert len(body) <= MAX_SECTION and body.endswith("word…")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from bot.deliver import RETRY_AFTER_CAP, RETRY_BASE, RETRY_CAP, retry_delay
+from bot.pacing import RETRY_AFTER_CAP, RETRY_BASE, RETRY_CAP, retry_delay
 
 
 def test_retry_after_is_never_undercut() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.models import AlertContent, Article
-from bot.store import AlertCounts, Store, decode_content, encode_content
+from bot.store import MIGRATIONS, AlertCounts, Store, decode_content, encode_content
 
 NOW = datetime(2025, 7, 31, 6, 0, tzinfo=UTC)
 
@@ -49,9 +49,10 @@ def store(tmp_path: Path) -> Store:
 
 def test_migrations_run_once_and_are_recorded(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
-    assert Store.open(path).migrate() == 1
+    latest = MIGRATIONS[-1][0]
+    assert Store.open(path).migrate() == latest
     reopened = Store.open(path)
-    assert reopened.migrate() == 1  # nothing left to apply
+    assert reopened.migrate() == latest  # nothing left to apply
     reopened.close()
 
 
