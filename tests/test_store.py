@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from bot.models import AlertContent, Article
-from bot.store import AlertCounts, Store, decode_content, encode_content
+from bot.schedule import Polling
+from bot.store import MIGRATIONS, AlertCounts, Store, decode_content, encode_content, schema_version
 
 NOW = datetime(2025, 7, 31, 6, 0, tzinfo=UTC)
 
@@ -49,10 +51,32 @@ def store(tmp_path: Path) -> Store:
 
 def test_migrations_run_once_and_are_recorded(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
-    assert Store.open(path).migrate() == 1
+    latest = MIGRATIONS[-1][0]
+    assert Store.open(path).migrate() == latest
     reopened = Store.open(path)
-    assert reopened.migrate() == 1  # nothing left to apply
+    assert reopened.migrate() == latest  # nothing left to apply
     reopened.close()
+
+
+def test_a_version_1_database_keeps_its_feeds_and_gains_polling_state(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:  # the database as the first release left it
+        schema_version.create(conn)
+        MIGRATIONS[0][1](conn)
+        conn.execute(schema_version.insert().values(version=1))
+    engine.dispose()
+    old = Store(sa.create_engine(f"sqlite:///{path}"))
+    old.record_failure("wire", "https://wire.example/rss", "HTTP 500", NOW)
+    old.close()
+    store = Store.open(path)
+    state = store.feed_state("wire")
+    assert state is not None and state.consecutive_failures == 1
+    assert state.polling == Polling()  # nothing learned yet
+    later = Polling(next_poll_at=NOW, next_poll_reason="backoff", effective_url="https://n.example")
+    store.save_polling("wire", "https://wire.example/rss", later)
+    assert store.feed_states()[0].polling == later
+    store.close()
 
 
 def test_seen_articles_survive_a_reopen(tmp_path: Path) -> None:
