@@ -185,6 +185,15 @@ class App:
             started += 1
         return started
 
+    async def settle(self) -> None:
+        """Wait for every poll in flight to finish."""
+        while self._polls:
+            await asyncio.gather(*self._polls, return_exceptions=True)
+
+    def next_polls(self) -> dict[str, datetime | None]:
+        """When each feed is next due, as the running bot plans it (None: disabled)."""
+        return dict(self._due)
+
     async def _poll_and_plan(self, feed: FeedConfig) -> None:
         try:
             outcome = await self.poll(feed)
