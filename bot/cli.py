@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="feeds, pending alerts and open problems")
     status.set_defaults(func=cmd_status)
+
+    feeds = sub.add_parser("feeds", help="each feed's health and when it is polled next")
+    feeds.set_defaults(func=cmd_feeds)
     return parser
 
 
@@ -206,4 +209,19 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"problem [{key}]: {message}")
     finally:
         store.close()
+    return 0
+
+
+def cmd_feeds(args: argparse.Namespace) -> int:
+    """The feed health table: status, last success and error, failures, next poll, articles."""
+    from bot.health import feed_health, render_table
+    from bot.store import Store
+
+    config = load_config(args.config)
+    store = Store.open(config.database)
+    try:
+        rows = feed_health(config.feeds, store.feed_states(), SystemClock().now())
+    finally:
+        store.close()
+    print(render_table(rows), end="")
     return 0
