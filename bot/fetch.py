@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -161,13 +162,10 @@ async def fetch(
 
 def host_key(url: str) -> str:
     """What the per-host limit counts by: scheme, host and port (local files share one key)."""
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
-        return url
-    if not parsed.host:
+    parts = urlsplit(url)
+    if not parts.netloc:
         return "file"
-    return f"{parsed.scheme}://{parsed.host}:{parsed.port or ''}"
+    return f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}"
 
 
 def _read_file(path: str, max_bytes: int) -> FetchResult:

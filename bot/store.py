@@ -263,8 +263,13 @@ class Store:
         if polling is None:
             return
         values = {c.name: getattr(polling, c.name) for c in _POLLING_COLUMNS}
-        stmt = self._insert(feed_polling).values(name=name, **values)
-        conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=values))
+        # UPDATE, then INSERT for a new feed: a plain UPDATE compiles once and is cached, and
+        # one poll of a feed at a time (the scheduler's rule) means no race between the two.
+        updated = conn.execute(
+            feed_polling.update().where(feed_polling.c.name == name).values(**values)
+        )
+        if updated.rowcount == 0:
+            conn.execute(self._insert(feed_polling).values(name=name, **values))
 
     def save_polling(self, name: str, url: str, polling: Polling) -> None:
         """Store how the feed is polled from now on (its next poll, effective URL, …)."""
