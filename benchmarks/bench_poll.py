@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_poll.py [--feeds 1000] [--items 50] [--hosts 20]
 
 The feeds are served by tests/feedserver.py servers (one per "host", each on its own port) in
-a separate process, so the figures are the bot's own. The bot runs as `run --once` does: the
+a separate process, so the figures are the bot's own; like most servers between two polls ten
+minutes apart, they close each connection after answering. The bot runs as `run --once` does: the
 real App on a fresh SQLite database, its worker pool, the fetch limits from the defaults.
 Beside each pass, a straightforward loop measured in the same run: one feed after another,
 httpx GET then feedparser (first poll), or a conditional GET answered 304 (steady state).
@@ -66,7 +67,7 @@ def feed_body(feed: int, items: int) -> str:
 
 def serve(hosts: int, feeds: int, items: int, pipe: Connection) -> None:
     """In a child process: start the servers, send their ports, serve until told to stop."""
-    servers = [FeedServer(keep_alive=True) for _ in range(hosts)]
+    servers = [FeedServer() for _ in range(hosts)]
     for server in servers:
         server.__enter__()
     for feed in range(feeds):

@@ -16,12 +16,12 @@ from bot.config import Config
 from bot.deliver import DeliveryReport, deliver_due
 from bot.fetch import Fetcher, FetchPolicy
 from bot.models import FeedConfig
-from bot.poll import PollOutcome, current_polling, poll_feed
+from bot.poll import FROM_STORE, FromStore, PollOutcome, current_polling, poll_feed
 from bot.rules import load_rules
 from bot.runtime import Runtime, make_worker_pool
 from bot.scheduler import START_SPREAD, Scheduler
 from bot.slack import Sender, SlackSender, TerminalSender
-from bot.store import Store
+from bot.store import FeedState, Store
 
 log = logging.getLogger("newswatch")
 
@@ -102,13 +102,20 @@ class App:
                 await rt.resolve(key, f"rule file {path} loads again")
         log.info("rules loaded: %d active, %d with errors", len(ruleset.rules), len(ruleset.errors))
 
-    async def poll(self, feed: FeedConfig) -> PollOutcome:
+    async def poll(
+        self, feed: FeedConfig, state: FeedState | FromStore | None = FROM_STORE
+    ) -> PollOutcome:
         task = asyncio.current_task()
         if task is not None:
             self._polls.add(task)
         try:
             outcome = await poll_feed(
-                self.rt, self.fetcher, feed, policy=self.config.polling, rand=self.rng.random
+                self.rt,
+                self.fetcher,
+                feed,
+                policy=self.config.polling,
+                rand=self.rng.random,
+                state=state,
             )
             if outcome.queued:
                 await self.deliver()
@@ -146,7 +153,9 @@ class App:
                     error=polling.next_poll_reason,
                     next_poll=polling.next_poll_at,
                 )
-        results = await asyncio.gather(*(self.poll(feed) for feed in due), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self.poll(feed, states.get(feed.name)) for feed in due), return_exceptions=True
+        )
         await self.deliver()
         for feed, result in zip(due, results, strict=True):
             if isinstance(result, BaseException):

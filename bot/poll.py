@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import random
 from collections.abc import Callable
@@ -35,6 +36,13 @@ FAILURES_BEFORE_NOTICE = 3  # one blip is logged; a feed failing this many times
 GONE = 410
 
 
+class FromStore(enum.Enum):
+    FROM_STORE = enum.auto()
+
+
+FROM_STORE = FromStore.FROM_STORE  # poll_feed reads the feed's state itself
+
+
 @dataclass(frozen=True)
 class PollOutcome:
     feed: str
@@ -60,9 +68,12 @@ async def poll_feed(
     *,
     policy: SchedulePolicy | None = None,
     rand: Callable[[], float] = random.random,
+    state: FeedState | FromStore | None = FROM_STORE,
 ) -> PollOutcome:
+    """Poll `feed` once; `state` may be passed when the caller has just read it."""
     policy = policy or SchedulePolicy()
-    state = await rt.db(rt.store.feed_state, feed.name)
+    if isinstance(state, FromStore):
+        state = await rt.db(rt.store.feed_state, feed.name)
     first_poll = state is None or state.first_polled_at is None
     same_url = state is not None and state.url == feed.url  # validators belong to one URL
     if state is not None and not same_url:

@@ -37,8 +37,7 @@ Route = Callable[["Handler"], None]
 class FeedServer:
     """Serve registered routes on an ephemeral loopback port from a background thread."""
 
-    def __init__(self, *, keep_alive: bool = False) -> None:
-        self.keep_alive = keep_alive  # answers keep the connection open (else one per request)
+    def __init__(self) -> None:
         self._routes: dict[str, Route] = {}
         self._lock = threading.Lock()
         self.requests: list[Request] = []
@@ -193,14 +192,12 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def respond(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        keep = self.server.owner.keep_alive
-        self.close_connection = not keep
+        self.close_connection = True
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
-        if not keep:
-            self.send_header("Connection", "close")
+        self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
