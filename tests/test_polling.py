@@ -405,8 +405,14 @@ def test_every_misbehaving_feed_fails_alone_within_the_deadline(
         headers={"Content-Type": "application/rss+xml; charset=utf-8"},
     )
     feed_server.add("/html.xml", "<html><body>Maintenance</body></html>")
+    entities = ['<!ENTITY l0 "lol">'] + [
+        f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10)
+    ]
+    laughs = rss([item(clock)]).replace("<rss ", f"<!DOCTYPE rss [{''.join(entities)}]><rss ")
+    feed_server.add("/laughs.xml", laughs.replace("Jeju weather", "Jeju &l9;"))
     paths = [
-        "good", "trickle", "endless", "huge", "bomb", "hang", "loop", "missing", "euc-kr", "html"
+        "good", "trickle", "endless", "huge", "bomb", "hang", "loop", "missing", "euc-kr", "html",
+        "laughs",
     ]  # fmt: skip
     config = write_config(
         tmp_path,
@@ -425,6 +431,7 @@ def test_every_misbehaving_feed_fails_alone_within_the_deadline(
     run(config, slack_double, clock, steps)
     assert time.monotonic() - started < 20
     assert statuses.pop("good") == "ok" and statuses.pop("euc-kr") == "ok"
+    assert statuses.pop("laughs") in ("ok", "degraded")  # the DTD is gone, the item stays
     assert set(statuses.values()) == {"error"}
     assert len(slack_double.messages("#korea-security")) == 2  # both good feeds' articles
 
