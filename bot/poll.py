@@ -79,6 +79,7 @@ async def poll_feed(
     if state is not None and not same_url:
         await _config_url_changed(rt, feed, state)
     polling = current_polling(feed, state)
+    stored = state.polling if state is not None else None  # what the store holds now
     if polling.disabled_reason is not None:
         return PollOutcome(feed.name, "disabled", error=polling.disabled_reason)
     url = polling.effective_url or feed.url
@@ -94,7 +95,7 @@ async def poll_feed(
             now = rt.clock.now()
             hint = feed_hint(None, fetched.headers.get("cache-control"))
             polling = _succeeded(feed, polling, now, hint, False, policy, rand)
-            await rt.db(rt.store.record_not_modified, feed.name, feed.url, now, polling)
+            await rt.db(rt.store.record_not_modified, feed.name, feed.url, now, polling, stored)
             await _recovered(rt, feed, state, polling, now)
             return await _done(rt, PollOutcome(feed.name, "not-modified"), polling)
         now = rt.clock.now()
@@ -103,7 +104,7 @@ async def poll_feed(
         )
     except FetchError as exc:
         if exc.status == GONE:
-            return await _gone(rt, feed, polling, exc.reason)
+            return await _gone(rt, feed, state, polling, exc.reason)
         return await _failed(rt, feed, state, polling, exc.reason, exc.retry_after, policy, rand)
     except ParseError as exc:
         return await _failed(rt, feed, state, polling, exc.reason, None, policy, rand)
@@ -127,7 +128,7 @@ async def poll_feed(
     )
     hint = feed_hint(feed_ttl(fetched.body), fetched.headers.get("cache-control"))
     polling = _succeeded(feed, polling, now, hint, bool(chosen.new_articles), policy, rand)
-    await rt.db(rt.store.save_polling, feed.name, feed.url, polling)
+    await rt.db(rt.store.save_polling, feed.name, feed.url, polling, stored)
     await _recovered(rt, feed, state, polling, now)
     status = "degraded" if processed.bozo_reason else "ok"
     outcome = PollOutcome(
@@ -226,10 +227,13 @@ async def _done(rt: Runtime, outcome: PollOutcome, polling: Polling) -> PollOutc
     return replace(outcome, next_poll=polling.next_poll_at)
 
 
-async def _gone(rt: Runtime, feed: FeedConfig, polling: Polling, reason: str) -> PollOutcome:
+async def _gone(
+    rt: Runtime, feed: FeedConfig, state: FeedState | None, polling: Polling, reason: str
+) -> PollOutcome:
     now = rt.clock.now()
     polling = gone(polling, f"{reason} (since {now:%Y-%m-%d %H:%M} UTC)")
-    await rt.db(rt.store.record_failure, feed.name, feed.url, reason, now, polling)
+    stored = state.polling if state is not None else None
+    await rt.db(rt.store.record_failure, feed.name, feed.url, reason, now, polling, stored)
     log.warning("feed=%s status=disabled error=%r", feed.name, reason)
     await rt.notice(
         f"gone:{feed.name}",
@@ -260,7 +264,10 @@ async def _failed(
         policy=policy,
         rand=rand(),
     )
-    failures = await rt.db(rt.store.record_failure, feed.name, feed.url, reason, now, polling)
+    stored = state.polling if state is not None else None
+    failures = await rt.db(
+        rt.store.record_failure, feed.name, feed.url, reason, now, polling, stored
+    )
     log.warning(
         "feed=%s status=error failures=%d next=%s error=%r",
         feed.name,

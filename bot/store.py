@@ -259,54 +259,76 @@ class Store:
     def _touch_feed(self, conn: Connection, name: str, url: str) -> None:
         conn.execute(self._insert(feeds).values(name=name, url=url).on_conflict_do_nothing())
 
-    def _save_polling(self, conn: Connection, name: str, polling: Polling | None) -> None:
+    def _save_polling(
+        self, conn: Connection, name: str, polling: Polling | None, previous: Polling | None
+    ) -> None:
+        """Write `polling`; given the `previous` stored value, only the fields that changed."""
         if polling is None:
             return
         values = {c.name: getattr(polling, c.name) for c in _POLLING_COLUMNS}
-        # UPDATE, then INSERT for a new feed: a plain UPDATE compiles once and is cached, and
-        # one poll of a feed at a time (the scheduler's rule) means no race between the two.
+        changed = values
+        if previous is not None:
+            changed = {k: v for k, v in values.items() if getattr(previous, k) != v}
+            if not changed:
+                return
+        # UPDATE, then INSERT for a new feed: one small statement on most polls, and one poll
+        # of a feed at a time (the scheduler's rule) means no race between the two.
         updated = conn.execute(
-            feed_polling.update().where(feed_polling.c.name == name).values(**values)
+            feed_polling.update().where(feed_polling.c.name == name).values(**changed)
         )
         if updated.rowcount == 0:
             conn.execute(self._insert(feed_polling).values(name=name, **values))
 
-    def save_polling(self, name: str, url: str, polling: Polling) -> None:
+    def _update_feed(self, conn: Connection, name: str, url: str, **values: Any) -> None:
+        """UPDATE the feed's row, creating it first only when missing (one statement a poll)."""
+        update = feeds.update().where(feeds.c.name == name).values(url=url, **values)
+        if conn.execute(update).rowcount == 0:
+            self._touch_feed(conn, name, url)
+            conn.execute(update)
+
+    def save_polling(
+        self, name: str, url: str, polling: Polling, previous: Polling | None = None
+    ) -> None:
         """Store how the feed is polled from now on (its next poll, effective URL, …)."""
         with self._tx() as conn:
             self._touch_feed(conn, name, url)
-            self._save_polling(conn, name, polling)
+            self._save_polling(conn, name, polling, previous)
 
     def record_not_modified(
-        self, name: str, url: str, now: datetime, polling: Polling | None = None
+        self,
+        name: str,
+        url: str,
+        now: datetime,
+        polling: Polling | None = None,
+        previous: Polling | None = None,
     ) -> None:
         with self._tx() as conn:
-            self._touch_feed(conn, name, url)
-            conn.execute(
-                feeds.update()
-                .where(feeds.c.name == name)
-                .values(url=url, last_polled_at=now, last_success_at=now, consecutive_failures=0)
+            self._update_feed(
+                conn, name, url, last_polled_at=now, last_success_at=now, consecutive_failures=0
             )
-            self._save_polling(conn, name, polling)
+            self._save_polling(conn, name, polling, previous)
 
     def record_failure(
-        self, name: str, url: str, reason: str, now: datetime, polling: Polling | None = None
+        self,
+        name: str,
+        url: str,
+        reason: str,
+        now: datetime,
+        polling: Polling | None = None,
+        previous: Polling | None = None,
     ) -> int:
         """Record a failed poll; returns the number of failures in a row."""
         with self._tx() as conn:
-            self._touch_feed(conn, name, url)
-            self._save_polling(conn, name, polling)
-            conn.execute(
-                feeds.update()
-                .where(feeds.c.name == name)
-                .values(
-                    url=url,
-                    last_polled_at=now,
-                    last_error=reason,
-                    last_error_at=now,
-                    consecutive_failures=feeds.c.consecutive_failures + 1,
-                )
+            self._update_feed(
+                conn,
+                name,
+                url,
+                last_polled_at=now,
+                last_error=reason,
+                last_error_at=now,
+                consecutive_failures=feeds.c.consecutive_failures + 1,
             )
+            self._save_polling(conn, name, polling, previous)
             return int(
                 conn.execute(
                     sa.select(feeds.c.consecutive_failures).where(feeds.c.name == name)

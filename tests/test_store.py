@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -188,3 +189,18 @@ def test_database_errors_become_store_errors_naming_the_database(tmp_path: Path)
     path.mkdir()  # the database file is now a folder: every statement fails
     with pytest.raises(StoreError, match=r"state\.db"):
         store.feed_state("wire")
+
+
+def test_polling_state_is_written_whole_the_first_time_and_then_by_its_changes(
+    store: Store,
+) -> None:
+    first = Polling(next_poll_at=NOW, next_poll_reason="interval", last_new_at=NOW)
+    store.record_not_modified("wire", "u", NOW, first, previous=Polling())  # no row yet
+    assert store.feed_states()[0].polling == first
+    later = Polling(next_poll_at=NOW + timedelta(minutes=10), next_poll_reason="interval")
+    later = replace(later, last_new_at=NOW)
+    store.record_not_modified("wire", "u", NOW, later, previous=first)
+    assert store.feed_states()[0].polling == later
+    failing = replace(later, next_poll_reason="backoff", failing_since=NOW)
+    assert store.record_failure("wire", "u", "HTTP 500", NOW, failing, previous=later) == 1
+    assert store.feed_states()[0].polling == failing
