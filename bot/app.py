@@ -6,9 +6,10 @@ import asyncio
 import hashlib
 import logging
 import os
+import random
 import sys
 from collections.abc import Mapping
-from datetime import timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,12 +19,12 @@ from bot.deliver import DeliveryReport, deliver_due
 from bot.fetch import Fetcher, FetchPolicy
 from bot.models import FeedConfig
 from bot.pacing import Pace
-from bot.poll import PollOutcome, poll_feed
+from bot.poll import FROM_STORE, FromStore, PollOutcome, current_polling, poll_feed
 from bot.rules import load_library
 from bot.runtime import Runtime, make_worker_pool
 from bot.scheduler import START_SPREAD, Scheduler
 from bot.slack import Sender, SlackSender, TerminalSender
-from bot.store import Store
+from bot.store import FeedState, Store
 from bot.watch import FileWatch
 
 log = logging.getLogger("newswatch")
@@ -44,6 +45,8 @@ def fetch_policy(config: Config) -> FetchPolicy:
         deadline=config.fetch.deadline,
         max_bytes=config.fetch.max_bytes,
         allow_private=config.fetch.allow_private,
+        max_concurrent=config.fetch.concurrency,
+        max_per_host=config.fetch.per_host,
     )
 
 
@@ -65,6 +68,9 @@ class App:
         self._deliver_lock = asyncio.Lock()
         self._polls: set[asyncio.Task[object]] = set()  # polls in flight, for a clean stop
         self.rule_watch = FileWatch((config.rules_dir, config.aliases_dir))
+        self._due: dict[str, datetime | None] = {}  # each feed's next poll; None: disabled
+        self._in_flight: set[str] = set()  # feeds being polled right now
+        self.rng = random.Random()
 
     @classmethod
     def create(
@@ -132,12 +138,21 @@ class App:
     def _kind(self, path: Path) -> str:
         return "alias file" if path.parent == self.config.aliases_dir else "rule file"
 
-    async def poll(self, feed: FeedConfig) -> PollOutcome:
+    async def poll(
+        self, feed: FeedConfig, state: FeedState | FromStore | None = FROM_STORE
+    ) -> PollOutcome:
         task = asyncio.current_task()
         if task is not None:
             self._polls.add(task)
         try:
-            outcome = await poll_feed(self.rt, self.fetcher, feed)
+            outcome = await poll_feed(
+                self.rt,
+                self.fetcher,
+                feed,
+                policy=self.config.polling,
+                rand=self.rng.random,
+                state=state,
+            )
             if outcome.queued:
                 await self.deliver()
             return outcome
@@ -164,34 +179,99 @@ class App:
     async def run_once(self) -> list[PollOutcome]:
         """Poll every feed once (concurrently), deliver what is due, and return.
 
+        The interval is not waited for, but a feed's Retry-After or backoff is, and a gone
+        feed is not polled: those come back as "held" or "disabled" without a request.
         A bug in one feed's poll does not cut the others short: every feed is polled and the
         alerts delivered first, then the first unexpected error is raised.
         """
         await self.load_rules()
+        states = {s.name: s for s in await self.rt.db(self.rt.store.feed_states)}
+        now = self.rt.clock.now()
+        due: list[FeedConfig] = []
+        held: dict[str, PollOutcome] = {}
+        for feed in self.config.feeds:
+            polling = current_polling(feed, states.get(feed.name))
+            if polling.due(now, ignore_interval=True):
+                due.append(feed)
+            elif polling.disabled_reason is not None:
+                held[feed.name] = PollOutcome(feed.name, "disabled", error=polling.disabled_reason)
+            else:
+                held[feed.name] = PollOutcome(
+                    feed.name,
+                    "held",
+                    error=polling.next_poll_reason,
+                    next_poll=polling.next_poll_at,
+                )
         results = await asyncio.gather(
-            *(self.poll(feed) for feed in self.config.feeds), return_exceptions=True
+            *(self.poll(feed, states.get(feed.name)) for feed in due), return_exceptions=True
         )
         await self.drain()
-        for feed, result in zip(self.config.feeds, results, strict=True):
+        for feed, result in zip(due, results, strict=True):
             if isinstance(result, BaseException):
                 log.error("feed=%s poll crashed", feed.name, exc_info=result)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        return [r for r in results if isinstance(r, PollOutcome)]
+        polled = {r.feed: r for r in results if isinstance(r, PollOutcome)}
+        return [polled.get(f.name) or held[f.name] for f in self.config.feeds]
+
+    async def plan(self, start_spread: timedelta) -> None:
+        """Load when each feed is next due; feeds never polled start within `start_spread`."""
+        states = {s.name: s for s in await self.rt.db(self.rt.store.feed_states)}
+        now = self.rt.clock.now()
+        for feed in self.config.feeds:
+            polling = current_polling(feed, states.get(feed.name))
+            if polling.disabled_reason is not None:
+                self._due[feed.name] = None
+            elif polling.next_poll_at is not None:
+                self._due[feed.name] = polling.next_poll_at
+            else:
+                self._due[feed.name] = now + start_spread * self.rng.random()
+
+    async def tick(self) -> int:
+        """Start a poll of every feed that is due and not being polled; returns how many."""
+        now = self.rt.clock.now()
+        started = 0
+        for feed in self.config.feeds:
+            due = self._due.get(feed.name, now)
+            if feed.name in self._in_flight or due is None or due > now:
+                continue
+            self._in_flight.add(feed.name)
+            task: asyncio.Task[object] = asyncio.create_task(self._poll_and_plan(feed))
+            self._polls.add(task)
+            task.add_done_callback(self._polls.discard)
+            started += 1
+        return started
+
+    async def settle(self) -> None:
+        """Wait for every poll in flight to finish."""
+        while self._polls:
+            await asyncio.gather(*self._polls, return_exceptions=True)
+
+    def next_polls(self) -> dict[str, datetime | None]:
+        """When each feed is next due, as the running bot plans it (None: disabled)."""
+        return dict(self._due)
+
+    async def _poll_and_plan(self, feed: FeedConfig) -> None:
+        try:
+            outcome = await self.poll(feed)
+            if outcome.status == "disabled":
+                self._due[feed.name] = None
+            else:
+                self._due[feed.name] = outcome.next_poll or self.rt.clock.now() + feed.interval
+        except Exception:  # a bug in one poll must not stop that feed's schedule
+            log.exception("feed=%s poll crashed", feed.name)
+            self._due[feed.name] = self.rt.clock.now() + feed.interval
+        finally:
+            self._in_flight.discard(feed.name)
 
     async def run_forever(
         self, stop: asyncio.Event, start_spread: timedelta = START_SPREAD
     ) -> None:
         """Poll and deliver on the scheduler until `stop` is set."""
         await self.load_rules()
-        scheduler = Scheduler(
-            self.config.feeds,
-            self.poll,
-            self.deliver,
-            start_spread=start_spread,
-            check_rules=self.check_rules,
-        )
+        await self.plan(start_spread)
+        scheduler = Scheduler(self.tick, self.deliver, check_rules=self.check_rules)
         scheduler.start()
         log.info(
             "newswatch running: %d feeds, %d rules",

@@ -81,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     retry = sub.add_parser("retry", help="try parked alerts again (after fixing the cause)")
     retry.add_argument("--channel", help="only this channel's parked alerts")
     retry.set_defaults(func=cmd_retry)
+    feeds = sub.add_parser("feeds", help="each feed's health and when it is polled next")
+    feeds.set_defaults(func=cmd_feeds)
     return parser
 
 
@@ -271,4 +273,19 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"problem [{key}]: {message}")
     finally:
         store.close()
+    return 0
+
+
+def cmd_feeds(args: argparse.Namespace) -> int:
+    """The feed health table: status, last success and error, failures, next poll, articles."""
+    from bot.health import feed_health, render_table
+    from bot.store import Store
+
+    config = load_config(args.config)
+    store = Store.open(config.database)
+    try:
+        rows = feed_health(config.feeds, store.feed_states(), SystemClock().now())
+    finally:
+        store.close()
+    print(render_table(rows), end="")
     return 0

@@ -10,9 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import ConfigError
-from bot.fetch import DEFAULT_DEADLINE, MAX_BODY_BYTES  # one source for the fetch limits
-from bot.models import FeedConfig, parse_duration
+from bot.fetch import (  # one source for the fetch limits
+    DEFAULT_DEADLINE,
+    MAX_BODY_BYTES,
+    MAX_CONCURRENT_FETCHES,
+    MAX_FETCHES_PER_HOST,
+)
+from bot.models import SILENT_AFTER, FeedConfig, parse_duration
 from bot.pacing import BURST, RATE, RETRY_BASE
+from bot.schedule import SchedulePolicy
 from bot.yamlfile import Document, YamlProblem, read_yaml
 
 DEFAULT_INTERVAL = timedelta(minutes=10)
@@ -38,6 +44,8 @@ class FetchConfig:
     deadline: float = DEFAULT_DEADLINE
     max_bytes: int = MAX_BODY_BYTES
     allow_private: tuple[Network, ...] = ()
+    concurrency: int = MAX_CONCURRENT_FETCHES
+    per_host: int = MAX_FETCHES_PER_HOST
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class Config:
     display_timezone: str = "UTC"
     workers: int = 0  # 0: one parsing process per core
     aliases_dir: Path | None = None  # alias sets (`@usfk`) shared by every rule
+    polling: SchedulePolicy = field(default_factory=SchedulePolicy)
 
     def feed(self, name: str) -> FeedConfig:
         for feed in self.feeds:
@@ -65,13 +74,15 @@ TOP_KEYS = {
     "slack",
     "feeds",
     "fetch",
+    "polling",
     "display_timezone",
     "workers",
     "aliases",
 }
 SLACK_KEYS = {"default_channel", "admin_channel", "rate", "burst", "retry_base"}
-FEED_KEYS = {"name", "url", "interval", "backlog"}
-FETCH_KEYS = {"deadline", "max_bytes", "allow_private"}
+FEED_KEYS = {"name", "url", "interval", "backlog", "silent_after"}
+FETCH_KEYS = {"deadline", "max_bytes", "allow_private", "concurrency", "per_host"}
+POLLING_KEYS = {"backoff_cap", "retry_after_cap", "hint_cap"}
 
 
 def valid_channel(value: object) -> bool:
@@ -155,6 +166,7 @@ class _ConfigReader:
             display_timezone=tz,
             workers=workers,
             aliases_dir=aliases_dir,
+            polling=self.polling(top.get("polling", {})),
         )
 
     def path_value(self, value: Any, key: str) -> Path:
@@ -216,7 +228,25 @@ class _ConfigReader:
             backlog = None
         else:
             backlog = self.duration(backlog_value, "feeds", index, "backlog")
-        return FeedConfig(name=name, url=url, interval=interval, backlog=backlog)
+        silent_value = item.get("silent_after", None)
+        silent_after: timedelta | None = SILENT_AFTER
+        if silent_value == "never":
+            silent_after = None
+        elif silent_value is not None:
+            silent_after = self.duration(silent_value, "feeds", index, "silent_after")
+        return FeedConfig(name, url, interval, backlog, silent_after)
+
+    def polling(self, value: Any) -> SchedulePolicy:
+        polling = self.mapping(value, POLLING_KEYS, "polling")
+        default = SchedulePolicy()
+        caps = {}
+        for key in sorted(POLLING_KEYS):
+            caps[key] = getattr(default, key)
+            if key in polling:
+                caps[key] = self.duration(polling[key], "polling", key)
+                if caps[key] <= timedelta(0):
+                    raise self.fail(f"polling.{key} must be a positive duration", "polling", key)
+        return SchedulePolicy(**caps)
 
     def fetch(self, value: Any) -> FetchConfig:
         fetch = self.mapping(value, FETCH_KEYS, "fetch")
@@ -237,7 +267,16 @@ class _ConfigReader:
                 networks.append(ipaddress.ip_network(str(net), strict=False))
             except ValueError:
                 raise self.fail(f"not a network: {net!r}", "fetch", "allow_private", i) from None
-        return FetchConfig(float(deadline), max_bytes, tuple(networks))
+        limits = []
+        for key, default in (
+            ("concurrency", MAX_CONCURRENT_FETCHES),
+            ("per_host", MAX_FETCHES_PER_HOST),
+        ):
+            number = fetch.get(key, default)
+            if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
+                raise self.fail(f"fetch.{key} must be a positive whole number", "fetch", key)
+            limits.append(number)
+        return FetchConfig(float(deadline), max_bytes, tuple(networks), *limits)
 
 
 def _known_timezone(name: str) -> bool:

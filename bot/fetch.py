@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -24,12 +25,15 @@ DEFAULT_DEADLINE = 30.0  # seconds for a whole fetch: connect, every redirect an
 CONNECT_TIMEOUT = 10.0
 MAX_BODY_BYTES = 10 * 1024 * 1024  # decoded size; the bytes on the wire are capped the same
 MAX_REDIRECTS = 5
+MAX_CONCURRENT_FETCHES = 64  # fetches in flight at once, all feeds together
+MAX_FETCHES_PER_HOST = 4  # fetches in flight at once to one host and port
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 )
 ACCEPT_ENCODING = "gzip, deflate"  # the two we decode ourselves, with a size cap
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+PERMANENT_REDIRECTS = frozenset({301, 308})
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 READ_CHUNK = 64 * 1024
 
@@ -58,6 +62,8 @@ class FetchPolicy:
     allow_private: tuple[IPNetwork, ...] = ()
     user_agent: str = USER_AGENT
     resolver: Resolver = field(default=system_resolver, compare=False, repr=False)
+    max_concurrent: int = MAX_CONCURRENT_FETCHES
+    max_per_host: int = MAX_FETCHES_PER_HOST
 
 
 class _Refused(Exception):
@@ -75,24 +81,56 @@ def make_client(policy: FetchPolicy) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         headers={"User-Agent": policy.user_agent, "Accept": ACCEPT},
         timeout=httpx.Timeout(policy.deadline, connect=min(CONNECT_TIMEOUT, policy.deadline)),
+        limits=httpx.Limits(
+            max_connections=policy.max_concurrent, max_keepalive_connections=policy.max_concurrent
+        ),
         follow_redirects=False,
         trust_env=False,
     )
 
 
 class Fetcher:
-    """One pooled client for every feed, fetching under the policy it was made with."""
+    """One pooled client for every feed, fetching under the policy it was made with.
+
+    At most `policy.max_concurrent` fetches run at once, and at most `policy.max_per_host` to
+    one host (and port); the others wait their turn, and the deadline starts once one runs.
+    """
 
     def __init__(self, policy: FetchPolicy, client: httpx.AsyncClient | None = None) -> None:
         self.policy = policy
         self._client = client if client is not None else make_client(policy)
+        self._all = asyncio.Semaphore(policy.max_concurrent)
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._waiting: dict[str, int] = {}
+        self.most_in_flight = 0  # the highest number of fetches seen running at once
+        self._in_flight = 0
 
     async def fetch(
         self, feed_name: str, url: str, *, etag: str | None, last_modified: str | None
     ) -> FetchResult:
-        return await fetch(
-            self._client, feed_name, url, etag=etag, last_modified=last_modified, policy=self.policy
-        )
+        key = host_key(url)
+        host = self._hosts.setdefault(key, asyncio.Semaphore(self.policy.max_per_host))
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            async with host, self._all:
+                self._in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self._in_flight)
+                try:
+                    return await fetch(
+                        self._client,
+                        feed_name,
+                        url,
+                        etag=etag,
+                        last_modified=last_modified,
+                        policy=self.policy,
+                    )
+                finally:
+                    self._in_flight -= 1
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:  # forget idle hosts: the table stays as small as the work
+                del self._waiting[key]
+                del self._hosts[key]
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -120,6 +158,14 @@ async def fetch(
         raise FetchError(feed_name, url, e.reason, e.status, e.retry_after) from None
     except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError) as e:
         raise FetchError(feed_name, url, f"{type(e).__name__}: {e}") from e
+
+
+def host_key(url: str) -> str:
+    """What the per-host limit counts by: scheme, host and port (local files share one key)."""
+    parts = urlsplit(url)
+    if not parts.netloc:
+        return "file"
+    return f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}"
 
 
 def _read_file(path: str, max_bytes: int) -> FetchResult:
@@ -152,6 +198,7 @@ async def _fetch_http(
         headers["If-Modified-Since"] = last_modified
     seen = {str(current.copy_with(fragment=None))}
     hops = 0
+    permanent = True  # every redirect so far was 301 or 308
     while True:
         target = current
         extra: dict[str, str] = {}
@@ -171,6 +218,7 @@ async def _fetch_http(
             if status in REDIRECT_STATUSES:
                 current = _redirect_target(current, found.get("location"), status)
                 hops += 1
+                permanent = permanent and status in PERMANENT_REDIRECTS
                 if hops > policy.max_redirects:
                     raise _Refused(f"more than {policy.max_redirects} redirects (at {current})")
                 key = str(current.copy_with(fragment=None))
@@ -178,15 +226,24 @@ async def _fetch_http(
                     raise _Refused(f"redirect loop back to {current}", status)
                 seen.add(key)
                 continue
+            moved = str(current) if hops and permanent else None
             if status == 304:
                 new_etag = found.get("etag", etag)
                 new_modified = found.get("last-modified", last_modified)
-                return FetchResult(str(current), 304, b"", found, new_etag, new_modified, True)
+                return FetchResult(
+                    str(current), 304, b"", found, new_etag, new_modified, True, moved
+                )
             if not 200 <= status < 300:
                 raise _http_error(status, found, current, url)
             body = await _read_body(response.aiter_raw(READ_CHUNK), found, policy.max_bytes)
             return FetchResult(
-                str(current), status, body, found, found.get("etag"), found.get("last-modified")
+                str(current),
+                status,
+                body,
+                found,
+                found.get("etag"),
+                found.get("last-modified"),
+                permanent_url=moved,
             )
         finally:
             await response.aclose()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 FIELDS: tuple[str, ...] = ("title", "summary", "content")
+SILENT_AFTER = timedelta(days=2)  # a feed with nothing new for this long raises a notice
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class FeedConfig:
     url: str  # http(s) URL, or an absolute local file path
     interval: timedelta
     backlog: timedelta | None  # None: alert on every article of the first poll
+    silent_after: timedelta | None = SILENT_AFTER  # None: never report the feed as silent
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class FetchResult:
     etag: str | None
     last_modified: str | None
     not_modified: bool = False
+    permanent_url: str | None = None  # where a chain of only 301/308 redirects led, if any
 
 
 @dataclass(frozen=True)

@@ -2,54 +2,115 @@
 
 from __future__ import annotations
 
+import enum
 import logging
+import random
+from collections.abc import Callable
 from concurrent.futures import BrokenExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from bot.dedup import select
 from bot.errors import FetchError, ParseError
 from bot.fetch import Fetcher
-from bot.models import FeedConfig
+from bot.models import FeedConfig, FetchResult
+from bot.parse import feed_ttl
 from bot.runtime import Runtime
+from bot.schedule import (
+    MOVES_BEFORE_FOLLOWING,
+    Polling,
+    SchedulePolicy,
+    after_failure,
+    after_redirects,
+    after_success,
+    feed_hint,
+    gone,
+    silent_for,
+)
+from bot.store import FeedState
 from bot.work import process_body
 
 log = logging.getLogger("newswatch.poll")
 
 FAILURES_BEFORE_NOTICE = 3  # one blip is logged; a feed failing this many times in a row is told
+GONE = 410
+
+
+class FromStore(enum.Enum):
+    FROM_STORE = enum.auto()
+
+
+FROM_STORE = FromStore.FROM_STORE  # poll_feed reads the feed's state itself
 
 
 @dataclass(frozen=True)
 class PollOutcome:
     feed: str
-    status: str  # "ok", "not-modified", "degraded" or "error"
+    status: str  # "ok", "not-modified", "degraded", "error", or not polled: "disabled", "held"
     new: int = 0
     matched: int = 0
     queued: int = 0
     error: str | None = None
+    next_poll: datetime | None = None  # None: not polled again until the config changes
 
 
-async def poll_feed(rt: Runtime, fetcher: Fetcher, feed: FeedConfig) -> PollOutcome:
-    state = await rt.db(rt.store.feed_state, feed.name)
+def current_polling(feed: FeedConfig, state: FeedState | None) -> Polling:
+    """What the store knows about polling `feed`; nothing once its configured URL changed."""
+    if state is None or state.url != feed.url:
+        return Polling()
+    return state.polling
+
+
+async def poll_feed(
+    rt: Runtime,
+    fetcher: Fetcher,
+    feed: FeedConfig,
+    *,
+    policy: SchedulePolicy | None = None,
+    rand: Callable[[], float] = random.random,
+    state: FeedState | FromStore | None = FROM_STORE,
+) -> PollOutcome:
+    """Poll `feed` once; `state` may be passed when the caller has just read it."""
+    policy = policy or SchedulePolicy()
+    if isinstance(state, FromStore):
+        state = await rt.db(rt.store.feed_state, feed.name)
     first_poll = state is None or state.first_polled_at is None
     same_url = state is not None and state.url == feed.url  # validators belong to one URL
+    if state is not None and not same_url:
+        await _config_url_changed(rt, feed, state)
+    polling = current_polling(feed, state)
+    stored = state.polling if state is not None else None  # what the store holds now
+    if polling.disabled_reason is not None:
+        return PollOutcome(feed.name, "disabled", error=polling.disabled_reason)
+    url = polling.effective_url or feed.url
     try:
         fetched = await fetcher.fetch(
             feed.name,
-            feed.url,
+            url,
             etag=state.etag if state and same_url else None,
             last_modified=state.last_modified if state and same_url else None,
         )
+        polling = await _follow_moves(rt, feed, polling, url, fetched)
         if fetched.not_modified:
-            await rt.db(rt.store.record_not_modified, feed.name, feed.url, rt.clock.now())
-            return await _done(rt, PollOutcome(feed.name, "not-modified"))
+            now = rt.clock.now()
+            hint = feed_hint(None, fetched.headers.get("cache-control"))
+            polling = _succeeded(feed, polling, now, hint, False, policy, rand)
+            await rt.db(rt.store.record_not_modified, feed.name, feed.url, now, polling, stored)
+            await _recovered(rt, feed, state, polling, now)
+            return await _done(rt, PollOutcome(feed.name, "not-modified"), polling)
         now = rt.clock.now()
         processed = await rt.cpu(
             process_body, fetched.body, fetched.headers, feed.name, fetched.url, rt.rules.rules, now
         )
-    except (FetchError, ParseError) as exc:
-        return await _failed(rt, feed, exc.reason)
+    except FetchError as exc:
+        if exc.status == GONE:
+            return await _gone(rt, feed, state, polling, exc.reason)
+        return await _failed(rt, feed, state, polling, exc.reason, exc.retry_after, policy, rand)
+    except ParseError as exc:
+        return await _failed(rt, feed, state, polling, exc.reason, None, policy, rand)
     except BrokenExecutor:
-        return await _failed(rt, feed, "the worker process parsing this feed died")
+        reason = "the worker process parsing this feed died"
+        return await _failed(rt, feed, state, polling, reason, None, policy, rand)
     keys = [c.article.feed_key for c in processed.candidates]
     unseen = await rt.db(rt.store.unseen, feed.name, keys)
     chosen = select(
@@ -65,6 +126,10 @@ async def poll_feed(rt: Runtime, fetcher: Fetcher, feed: FeedConfig) -> PollOutc
         last_modified=fetched.last_modified,
         now=now,
     )
+    hint = feed_hint(feed_ttl(fetched.body), fetched.headers.get("cache-control"))
+    polling = _succeeded(feed, polling, now, hint, bool(chosen.new_articles), policy, rand)
+    await rt.db(rt.store.save_polling, feed.name, feed.url, polling, stored)
+    await _recovered(rt, feed, state, polling, now)
     status = "degraded" if processed.bozo_reason else "ok"
     outcome = PollOutcome(
         feed.name,
@@ -74,29 +139,152 @@ async def poll_feed(rt: Runtime, fetcher: Fetcher, feed: FeedConfig) -> PollOutc
         queued=queued,
         error=processed.bozo_reason,
     )
-    return await _done(rt, outcome)
+    return await _done(rt, outcome, polling)
 
 
-async def _done(rt: Runtime, outcome: PollOutcome) -> PollOutcome:
+def _succeeded(
+    feed: FeedConfig,
+    polling: Polling,
+    now: datetime,
+    hint: timedelta | None,
+    new_articles: bool,
+    policy: SchedulePolicy,
+    rand: Callable[[], float],
+) -> Polling:
+    return after_success(
+        polling,
+        now,
+        feed.interval,
+        hint=hint,
+        new_articles=new_articles,
+        policy=policy,
+        rand=rand(),
+    )
+
+
+async def _follow_moves(
+    rt: Runtime, feed: FeedConfig, polling: Polling, url: str, fetched: FetchResult
+) -> Polling:
+    """Adopt a permanent redirect seen on enough polls in a row, and say so once."""
+    moved = after_redirects(polling, url, fetched.permanent_url)
+    if moved.effective_url != polling.effective_url:
+        log.warning("feed=%s moved permanently to %s", feed.name, moved.effective_url)
+        await rt.notice(
+            f"moved:{feed.name}",
+            f"feed {feed.name} has moved permanently to {moved.effective_url} "
+            f"({MOVES_BEFORE_FOLLOWING} polls in a row); it is polled there from now on. "
+            "Update its url in config.yaml.",
+        )
+    return moved
+
+
+async def _config_url_changed(rt: Runtime, feed: FeedConfig, state: FeedState) -> None:
+    """A new URL in the config starts the feed afresh: no longer gone, moved or held."""
+    if state.polling.disabled_reason is not None:
+        await rt.resolve(f"gone:{feed.name}", f"feed {feed.name} has a new url and is polled")
+    if state.polling.effective_url is not None:
+        await rt.resolve(f"moved:{feed.name}", f"feed {feed.name} has its new url in the config")
+
+
+async def _recovered(
+    rt: Runtime, feed: FeedConfig, state: FeedState | None, polling: Polling, now: datetime
+) -> None:
+    """Clear the failing notice after a success, and raise or clear the silence notice."""
+    if state is not None and state.consecutive_failures:
+        await rt.resolve(f"feed:{feed.name}", f"feed {feed.name} is polling again")
+    if feed.silent_after is None:
+        return
+    key = f"silent:{feed.name}"
+    if polling.last_new_at == now:  # new articles: was it silent until now?
+        if state is not None:
+            quiet = silent_for(state.polling, now, state.first_polled_at)
+            if quiet >= feed.silent_after:
+                await rt.resolve(key, f"feed {feed.name} has new articles again")
+        return
+    first = state.first_polled_at if state is not None else now
+    quiet = silent_for(polling, now, first)
+    if quiet >= feed.silent_after:
+        since = polling.last_new_at or first
+        when = f"{since:%Y-%m-%d %H:%M} UTC" if since else "its first poll"
+        await rt.notice(
+            key,
+            f"feed {feed.name} answers but has had no new articles for {_span(quiet)} "
+            f"(since {when})",
+        )
+
+
+async def _done(rt: Runtime, outcome: PollOutcome, polling: Polling) -> PollOutcome:
     log.info(
-        "feed=%s status=%s new=%d matched=%d queued=%d%s",
+        "feed=%s status=%s new=%d matched=%d queued=%d next=%s%s",
         outcome.feed,
         outcome.status,
         outcome.new,
         outcome.matched,
         outcome.queued,
+        f"{polling.next_poll_at:%H:%M:%S}" if polling.next_poll_at else "-",
         f" warning={outcome.error!r}" if outcome.error else "",
     )
-    await rt.resolve(f"feed:{outcome.feed}", f"feed {outcome.feed} is polling again")
-    return outcome
+    return replace(outcome, next_poll=polling.next_poll_at)
 
 
-async def _failed(rt: Runtime, feed: FeedConfig, reason: str) -> PollOutcome:
-    failures = await rt.db(rt.store.record_failure, feed.name, feed.url, reason, rt.clock.now())
-    log.warning("feed=%s status=error failures=%d error=%r", feed.name, failures, reason)
+async def _gone(
+    rt: Runtime, feed: FeedConfig, state: FeedState | None, polling: Polling, reason: str
+) -> PollOutcome:
+    now = rt.clock.now()
+    polling = gone(polling, f"{reason} (since {now:%Y-%m-%d %H:%M} UTC)")
+    stored = state.polling if state is not None else None
+    await rt.db(rt.store.record_failure, feed.name, feed.url, reason, now, polling, stored)
+    log.warning("feed=%s status=disabled error=%r", feed.name, reason)
+    await rt.notice(
+        f"gone:{feed.name}",
+        f"feed {feed.name} is gone ({reason}); it is not polled again until its url in "
+        "config.yaml changes",
+    )
+    return PollOutcome(feed.name, "disabled", error=polling.disabled_reason)
+
+
+async def _failed(
+    rt: Runtime,
+    feed: FeedConfig,
+    state: FeedState | None,
+    polling: Polling,
+    reason: str,
+    retry_after: float | None,
+    policy: SchedulePolicy,
+    rand: Callable[[], float],
+) -> PollOutcome:
+    now = rt.clock.now()
+    failures = (state.consecutive_failures if state is not None else 0) + 1
+    polling = after_failure(
+        polling,
+        now,
+        feed.interval,
+        failures=failures,
+        retry_after=retry_after,
+        policy=policy,
+        rand=rand(),
+    )
+    stored = state.polling if state is not None else None
+    failures = await rt.db(
+        rt.store.record_failure, feed.name, feed.url, reason, now, polling, stored
+    )
+    log.warning(
+        "feed=%s status=error failures=%d next=%s error=%r",
+        feed.name,
+        failures,
+        f"{polling.next_poll_at:%H:%M:%S}" if polling.next_poll_at else "-",
+        reason,
+    )
     if failures >= FAILURES_BEFORE_NOTICE:
+        since = polling.failing_since or now
         await rt.notice(
             f"feed:{feed.name}",
-            f"feed {feed.name} has failed {failures} polls in a row: {reason}",
+            f"feed {feed.name} has failed {failures} polls in a row: {reason} "
+            f"(failing since {since:%Y-%m-%d %H:%M} UTC)",
         )
-    return PollOutcome(feed.name, "error", error=reason)
+    return PollOutcome(feed.name, "error", error=reason, next_poll=polling.next_poll_at)
+
+
+def _span(delta: timedelta) -> str:
+    hours = int(delta.total_seconds() // 3600)
+    return f"{hours // 24} days {hours % 24} h" if hours >= 24 else f"{hours} h"

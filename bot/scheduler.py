@@ -1,54 +1,40 @@
-"""Ticks the bot: feed polls, outbox sender, rule-file checks (the only APScheduler importer)."""
+"""Ticks the bot: due polls, the outbox sender, rule-file checks (the only APScheduler importer)."""
 
 from __future__ import annotations
 
 import logging
-import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.models import FeedConfig
-
 log = logging.getLogger("newswatch.scheduler")
 
-JITTER_FRACTION = 0.1  # each poll moves by up to ±10 % of its interval ...
-MAX_JITTER = timedelta(seconds=60)  # ... and never by more than a minute
 START_SPREAD = timedelta(seconds=10)  # first polls spread over this, not all at once
+TICK = timedelta(seconds=1)  # how often due feeds are looked for
 DELIVERY_INTERVAL = timedelta(seconds=1)  # the outbox pass: due retries and paced alerts
 RULE_CHECK_INTERVAL = timedelta(seconds=2)  # rule and alias edits take effect within seconds
 
 
-def poll_trigger(feed: FeedConfig) -> IntervalTrigger:
-    jitter = min(feed.interval * JITTER_FRACTION, MAX_JITTER)
-    return IntervalTrigger(
-        seconds=feed.interval.total_seconds(), jitter=int(jitter.total_seconds()), timezone=UTC
-    )
-
-
 class Scheduler:
-    """Polls each feed on its interval (never two polls of one feed at once, missed runs
-    coalesced into one), runs the sender every few seconds and, given `check_rules`, looks for
-    edited rule and alias files every RULE_CHECK_INTERVAL."""
+    """Runs `tick` every second (it starts the polls that are due; when each feed is due is
+    data in the store, see schedule.py), the sender every second and, given `check_rules`, a
+    look for edited rule and alias files every RULE_CHECK_INTERVAL. A late or overrunning job
+    is coalesced into one run, never a burst, and counted in `skipped_runs`."""
 
     def __init__(
         self,
-        feeds: Sequence[FeedConfig],
-        poll: Callable[[FeedConfig], Awaitable[object]],
+        tick: Callable[[], Awaitable[object]],
         deliver: Callable[[], Awaitable[object]],
-        rng: random.Random | None = None,
-        start_spread: timedelta = START_SPREAD,
+        tick_interval: timedelta = TICK,
         check_rules: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
-        self._feeds = tuple(feeds)
-        self._start_spread = start_spread
-        self._poll = poll
+        self._tick = tick
+        self._tick_interval = tick_interval
         self._deliver = deliver
         self._check_rules = check_rules
-        self._rng = rng or random.Random()
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -57,18 +43,15 @@ class Scheduler:
         self.skipped_runs = 0
 
     def start(self) -> None:
-        """Start on the running event loop; the first poll of each feed comes within seconds."""
+        """Start on the running event loop; the first tick and delivery run at once."""
         now = datetime.now(UTC)
-        for feed in self._feeds:
-            first = now + self._start_spread * self._rng.random()
-            self._scheduler.add_job(
-                self._poll,
-                poll_trigger(feed),
-                args=[feed],
-                id=f"poll:{feed.name}",
-                name=f"poll {feed.name}",
-                next_run_time=first,
-            )
+        self._scheduler.add_job(
+            self._tick,
+            IntervalTrigger(seconds=self._tick_interval.total_seconds(), timezone=UTC),
+            id="tick",
+            name="start due polls",
+            next_run_time=now,
+        )
         self._scheduler.add_job(
             self._deliver,
             IntervalTrigger(seconds=DELIVERY_INTERVAL.total_seconds(), timezone=UTC),

@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bot.errors import StoreError
 from bot.models import AlertContent, Article
+from bot.schedule import Polling
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -136,10 +137,29 @@ ALERT_COLUMNS_V3 = (
     "kind",
 )
 
+feed_polling = sa.Table(
+    "feed_polling",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("effective_url", sa.Text),
+    sa.Column("moved_to", sa.Text),
+    sa.Column("moved_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_poll_at", UTCDateTime),
+    sa.Column("next_poll_reason", sa.String(32)),
+    sa.Column("disabled_reason", sa.Text),
+    sa.Column("last_new_at", UTCDateTime),
+    sa.Column("failing_since", UTCDateTime),
+)
+
 
 def _migration_1(conn: Connection) -> None:
     """The first schema: every table above as it stands at version 1."""
     metadata.create_all(conn, tables=[feeds, seen_articles, alerts, notices, rule_snapshots])
+
+
+def _migration_2(conn: Connection) -> None:
+    """How each feed is polled: effective URL, next poll and why, 410 reason, failure run."""
+    metadata.create_all(conn, tables=[feed_polling])
 
 
 def _add_missing_columns(conn: Connection, table: sa.Table, names: Sequence[str]) -> None:
@@ -157,9 +177,10 @@ def _migration_3(conn: Connection) -> None:
     slack_channels.create(conn, checkfirst=True)
 
 
-# Append-only: a migration, once released, is never edited; the next change is _migration_2.
+# Append-only: a migration, once released, is never edited; the next change is a new number.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _migration_1),
+    (2, _migration_2),
     (3, _migration_3),
 )
 
@@ -177,6 +198,21 @@ class FeedState:
     last_error_at: datetime | None
     consecutive_failures: int
     articles_seen: int
+    polling: Polling = field(default_factory=Polling)
+
+
+_POLLING_COLUMNS = [c for c in feed_polling.c if c.name != "name"]
+
+
+def _feed_state(row: Any) -> FeedState:
+    polling = Polling(**{c.name: row[f"p_{c.name}"] for c in _POLLING_COLUMNS})
+    plain = {c.name: row[c.name] for c in feeds.c}
+    return FeedState(**plain, polling=Polling() if row["p_name"] is None else polling)
+
+
+_FEED_STATE_QUERY = sa.select(
+    feeds, feed_polling.c.name.label("p_name"), *(c.label(f"p_{c.name}") for c in _POLLING_COLUMNS)
+).select_from(feeds.outerjoin(feed_polling, feed_polling.c.name == feeds.c.name))
 
 
 @dataclass(frozen=True)
@@ -268,41 +304,89 @@ class Store:
 
     def feed_state(self, name: str) -> FeedState | None:
         with self._tx() as conn:
-            row = conn.execute(sa.select(feeds).where(feeds.c.name == name)).mappings().first()
-        return None if row is None else FeedState(**row)
+            query = _FEED_STATE_QUERY.where(feeds.c.name == name)
+            row = conn.execute(query).mappings().first()
+        return None if row is None else _feed_state(row)
 
     def feed_states(self) -> list[FeedState]:
         with self._tx() as conn:
-            rows = conn.execute(sa.select(feeds).order_by(feeds.c.name)).mappings().all()
-        return [FeedState(**row) for row in rows]
+            query = _FEED_STATE_QUERY.order_by(feeds.c.name)
+            rows = conn.execute(query).mappings().all()
+        return [_feed_state(row) for row in rows]
 
     def _touch_feed(self, conn: Connection, name: str, url: str) -> None:
         conn.execute(self._insert(feeds).values(name=name, url=url).on_conflict_do_nothing())
 
-    def record_not_modified(self, name: str, url: str, now: datetime) -> None:
+    def _save_polling(
+        self, conn: Connection, name: str, polling: Polling | None, previous: Polling | None
+    ) -> None:
+        """Write `polling`; given the `previous` stored value, only the fields that changed."""
+        if polling is None:
+            return
+        values = {c.name: getattr(polling, c.name) for c in _POLLING_COLUMNS}
+        changed = values
+        if previous is not None:
+            changed = {k: v for k, v in values.items() if getattr(previous, k) != v}
+            if not changed:
+                return
+        # UPDATE, then INSERT for a new feed: one small statement on most polls, and one poll
+        # of a feed at a time (the scheduler's rule) means no race between the two.
+        updated = conn.execute(
+            feed_polling.update().where(feed_polling.c.name == name).values(**changed)
+        )
+        if updated.rowcount == 0:
+            conn.execute(self._insert(feed_polling).values(name=name, **values))
+
+    def _update_feed(self, conn: Connection, name: str, url: str, **values: Any) -> None:
+        """UPDATE the feed's row, creating it first only when missing (one statement a poll)."""
+        update = feeds.update().where(feeds.c.name == name).values(url=url, **values)
+        if conn.execute(update).rowcount == 0:
+            self._touch_feed(conn, name, url)
+            conn.execute(update)
+
+    def save_polling(
+        self, name: str, url: str, polling: Polling, previous: Polling | None = None
+    ) -> None:
+        """Store how the feed is polled from now on (its next poll, effective URL, …)."""
         with self._tx() as conn:
             self._touch_feed(conn, name, url)
-            conn.execute(
-                feeds.update()
-                .where(feeds.c.name == name)
-                .values(url=url, last_polled_at=now, last_success_at=now, consecutive_failures=0)
-            )
+            self._save_polling(conn, name, polling, previous)
 
-    def record_failure(self, name: str, url: str, reason: str, now: datetime) -> int:
+    def record_not_modified(
+        self,
+        name: str,
+        url: str,
+        now: datetime,
+        polling: Polling | None = None,
+        previous: Polling | None = None,
+    ) -> None:
+        with self._tx() as conn:
+            self._update_feed(
+                conn, name, url, last_polled_at=now, last_success_at=now, consecutive_failures=0
+            )
+            self._save_polling(conn, name, polling, previous)
+
+    def record_failure(
+        self,
+        name: str,
+        url: str,
+        reason: str,
+        now: datetime,
+        polling: Polling | None = None,
+        previous: Polling | None = None,
+    ) -> int:
         """Record a failed poll; returns the number of failures in a row."""
         with self._tx() as conn:
-            self._touch_feed(conn, name, url)
-            conn.execute(
-                feeds.update()
-                .where(feeds.c.name == name)
-                .values(
-                    url=url,
-                    last_polled_at=now,
-                    last_error=reason,
-                    last_error_at=now,
-                    consecutive_failures=feeds.c.consecutive_failures + 1,
-                )
+            self._update_feed(
+                conn,
+                name,
+                url,
+                last_polled_at=now,
+                last_error=reason,
+                last_error_at=now,
+                consecutive_failures=feeds.c.consecutive_failures + 1,
             )
+            self._save_polling(conn, name, polling, previous)
             return int(
                 conn.execute(
                     sa.select(feeds.c.consecutive_failures).where(feeds.c.name == name)

@@ -60,6 +60,8 @@ def write_config(
     rules: Path | None = None,
     backlog: str = "24h",
     admin: bool = False,
+    deadline: str = "5s",
+    feed_lines: tuple[str, ...] = (),
 ) -> Path:
     lines = [
         f"rules: {rules or REPO / 'rules'}",
@@ -70,13 +72,15 @@ def write_config(
     ]
     if admin:
         lines.append('  admin_channel: "#newswatch-ops"')
-    lines += ["workers: 1", "fetch:", "  deadline: 5s", "  allow_private: [127.0.0.0/8]", "feeds:"]
+    lines += ["workers: 1", "fetch:", f"  deadline: {deadline}", "  allow_private: [127.0.0.0/8]"]
+    lines.append("feeds:")
     for name, url in feeds.items():
         lines += [
             f"  - name: {name}",
             f"    url: {url}",
             "    interval: 1m",
             f"    backlog: {backlog}",
+            *(f"    {line}" for line in feed_lines),
         ]
     path = tmp_path / "config.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

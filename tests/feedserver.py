@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import sys
 import threading
 import zlib
@@ -42,6 +43,8 @@ class FeedServer:
         self.requests: list[Request] = []
         self.errors: list[BaseException] = []
         self.stopping = threading.Event()
+        self.in_flight = 0  # requests being answered right now ...
+        self.most_in_flight = 0  # ... and the most there ever were at once
         self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.owner = self
         self._thread = threading.Thread(
@@ -91,11 +94,7 @@ class FeedServer:
         last_modified: str | None = LAST_MODIFIED,
     ) -> None:
         """A static response; ETag/Last-Modified set and honoured (304) unless passed as None."""
-        data = body.encode("utf-8") if isinstance(body, str) else body
-        if etag == "auto":
-            etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
-        extra = {"Content-Type": RSS_TYPE, **(headers or {})}
-        self.add_route(path, functools.partial(_static, data, extra, status, etag, last_modified))
+        self.add_route(path, feed_route(body, headers=headers, status=status, etag=etag))
 
     def add_file(self, path: str, file: Path, *, headers: dict[str, str] | None = None) -> None:
         """Serve a file read in place at request time (never copied)."""
@@ -130,6 +129,25 @@ class FeedServer:
         """Read the request, never answer."""
         self.add_route(path, Handler.hang)
 
+    def add_sequence(self, path: str, routes: list[Route]) -> None:
+        """Answer the n-th request with the n-th route; the last one answers from then on."""
+        calls = itertools.count()
+
+        def route(handler: Handler) -> None:
+            routes[min(next(calls), len(routes) - 1)](handler)
+
+        self.add_route(path, route)
+
+    def add_slow(self, path: str, body: bytes | str, delay: float) -> None:
+        """Wait `delay` seconds (less if the server stops), then answer 200 with `body`."""
+        data = body.encode("utf-8") if isinstance(body, str) else body
+
+        def route(handler: Handler) -> None:
+            self.stopping.wait(delay)
+            handler.respond(200, data, {"Content-Type": RSS_TYPE})
+
+        self.add_route(path, route)
+
     def _route(self, path: str) -> Route | None:
         with self._lock:
             return self._routes.get(path) or self._routes.get(path.split("?", 1)[0])
@@ -158,10 +176,17 @@ class Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         owner._record(self.path, {k.lower(): v for k, v in self.headers.items()})
         route = owner._route(self.path)
-        if route is None:
-            self.respond(404, b"no such route", {"Content-Type": "text/plain"})
-        else:
-            route(self)
+        with owner._lock:
+            owner.in_flight += 1
+            owner.most_in_flight = max(owner.most_in_flight, owner.in_flight)
+        try:
+            if route is None:
+                self.respond(404, b"no such route", {"Content-Type": "text/plain"})
+            else:
+                route(self)
+        finally:
+            with owner._lock:
+                owner.in_flight -= 1
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -212,6 +237,27 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.flush()
+
+
+def feed_route(
+    body: bytes | str,
+    *,
+    headers: dict[str, str] | None = None,
+    status: int = 200,
+    etag: str | None = "auto",
+    last_modified: str | None = LAST_MODIFIED,
+) -> Route:
+    """A static response (for `add` and `add_sequence`), honouring conditional GET."""
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    if etag == "auto":
+        etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+    extra = {"Content-Type": RSS_TYPE, **(headers or {})}
+    return functools.partial(_static, data, extra, status, etag, last_modified)
+
+
+def status_route(status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> Route:
+    """A bare status (an error, a redirect with its Location, …) for `add_sequence`."""
+    return lambda h: h.respond(status, body, headers or {})
 
 
 def _static(

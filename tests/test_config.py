@@ -120,3 +120,45 @@ def test_bad_pacing_values_are_refused_with_their_line(
     with pytest.raises(ConfigError, match=reason) as caught:
         load_config(write(tmp_path, text))
     assert caught.value.line == 5
+
+
+def test_polling_bounds_fetch_limits_and_silence_thresholds_are_read(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        "feeds:\n",
+        "fetch:\n  concurrency: 10\n  per_host: 2\n"
+        "polling:\n  backoff_cap: 2h\n  retry_after_cap: 12h\n  hint_cap: 30m\nfeeds:\n",
+    ).replace("    backlog: all\n", "    backlog: all\n    silent_after: never\n")
+    text = text.replace("    interval: 2m\n", "    interval: 2m\n    silent_after: 3d\n")
+    config = load_config(write(tmp_path, text))
+    assert (config.fetch.concurrency, config.fetch.per_host) == (10, 2)
+    assert config.polling.backoff_cap == timedelta(hours=2)
+    assert config.polling.retry_after_cap == timedelta(hours=12)
+    assert config.polling.hint_cap == timedelta(minutes=30)
+    assert config.feeds[0].silent_after == timedelta(days=3)
+    assert config.feeds[1].silent_after is None
+
+
+def test_defaults_apply_when_polling_bounds_are_left_out(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.polling.backoff_cap == timedelta(hours=6)
+    assert config.feeds[0].silent_after == timedelta(days=2)
+    assert config.fetch.per_host == 4
+
+
+@pytest.mark.parametrize(
+    ("snippet", "reason"),
+    [
+        ("fetch:\n  per_host: 0\n", "fetch.per_host must be a positive whole number"),
+        ("fetch:\n  concurrency: many\n", "fetch.concurrency must be a positive whole number"),
+        ("polling:\n  backoff_cap: 0\n", "polling.backoff_cap must be a positive duration"),
+        ("polling:\n  jitter: 1m\n", "unknown key 'jitter'"),
+    ],
+)
+def test_bad_polling_and_limit_values_are_reported_with_their_line(
+    tmp_path: Path, snippet: str, reason: str
+) -> None:
+    path = write(tmp_path, MINIMAL.replace("feeds:\n", snippet + "feeds:\n"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert reason in str(caught.value)
+    assert f"{path}:6" in str(caught.value) or f"{path}:7" in str(caught.value)

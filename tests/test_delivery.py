@@ -94,7 +94,7 @@ def test_a_failing_feed_is_told_after_three_polls_and_its_recovery_once(
         try:
             for _ in range(4):
                 await env_app.run_once()
-                clock.advance(minutes=1)
+                clock.advance(hours=1)  # past the feed's backoff
             feed_server.add("/wire.xml", rss([]))
             await env_app.run_once()
             await env_app.run_once()

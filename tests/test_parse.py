@@ -122,6 +122,19 @@ def test_an_escaped_mention_in_a_plain_title_stays_text() -> None:
     assert article.title == "<!channel> alert"
 
 
+def test_unsanitized_html_still_becomes_plain_text_without_scripts() -> None:
+    # feedparser's sanitizer is off; normalize.py alone must drop scripts, styles and markup.
+    description = (
+        "&lt;script&gt;steal()&lt;/script&gt;&lt;style&gt;p{}&lt;/style&gt;"
+        '&lt;p onclick="x()"&gt;Troops &lt;a href="/more"&gt;stay&lt;/a&gt;&lt;/p&gt;'
+    )
+    body = rss(f"<item><title>t</title><description>{description}</description></item>")
+    (entry,) = parse(body).entries
+    assert "<script>" in entry.summary_html  # left in by the parser ...
+    (article,) = normalize_entries(parse(body), "f", NOW)
+    assert article.summary == "Troops stay"  # ... and gone from the text
+
+
 def test_an_empty_feed_is_a_feed() -> None:
     parsed = parse(rss(""))
     assert parsed.entries == () and not parsed.bozo

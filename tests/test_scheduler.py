@@ -8,19 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from bot.clock import SystemClock
-from bot.models import FeedConfig
-from bot.scheduler import MAX_JITTER, poll_trigger
 from tests.e2e import Item, make_app, rss, write_config
 from tests.feedserver import FeedServer
 from tests.slackdouble import SlackDouble
-
-
-def test_jitter_is_a_tenth_of_the_interval_and_at_most_a_minute() -> None:
-    short = poll_trigger(FeedConfig("a", "https://a", timedelta(minutes=2), None))
-    long = poll_trigger(FeedConfig("b", "https://b", timedelta(hours=6), None))
-    assert short.jitter == 12
-    assert long.jitter == MAX_JITTER.total_seconds()
-    assert short.interval == timedelta(minutes=2)
 
 
 def test_running_bot_polls_every_feed_and_posts_while_another_feed_hangs(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from bot.models import AlertContent, Article
-from bot.store import MIGRATIONS, AlertCounts, Store, decode_content, encode_content
+from bot.schedule import Polling
+from bot.store import MIGRATIONS, AlertCounts, Store, decode_content, encode_content, schema_version
 
 NOW = datetime(2025, 7, 31, 6, 0, tzinfo=UTC)
 
@@ -54,6 +57,27 @@ def test_migrations_run_once_and_are_recorded(tmp_path: Path) -> None:
     reopened = Store.open(path)
     assert reopened.migrate() == latest  # nothing left to apply
     reopened.close()
+
+
+def test_a_version_1_database_keeps_its_feeds_and_gains_polling_state(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:  # the database as the first release left it
+        schema_version.create(conn)
+        MIGRATIONS[0][1](conn)
+        conn.execute(schema_version.insert().values(version=1))
+    engine.dispose()
+    old = Store(sa.create_engine(f"sqlite:///{path}"))
+    old.record_failure("wire", "https://wire.example/rss", "HTTP 500", NOW)
+    old.close()
+    store = Store.open(path)
+    state = store.feed_state("wire")
+    assert state is not None and state.consecutive_failures == 1
+    assert state.polling == Polling()  # nothing learned yet
+    later = Polling(next_poll_at=NOW, next_poll_reason="backoff", effective_url="https://n.example")
+    store.save_polling("wire", "https://wire.example/rss", later)
+    assert store.feed_states()[0].polling == later
+    store.close()
 
 
 def test_seen_articles_survive_a_reopen(tmp_path: Path) -> None:
@@ -165,3 +189,18 @@ def test_database_errors_become_store_errors_naming_the_database(tmp_path: Path)
     path.mkdir()  # the database file is now a folder: every statement fails
     with pytest.raises(StoreError, match=r"state\.db"):
         store.feed_state("wire")
+
+
+def test_polling_state_is_written_whole_the_first_time_and_then_by_its_changes(
+    store: Store,
+) -> None:
+    first = Polling(next_poll_at=NOW, next_poll_reason="interval", last_new_at=NOW)
+    store.record_not_modified("wire", "u", NOW, first, previous=Polling())  # no row yet
+    assert store.feed_states()[0].polling == first
+    later = Polling(next_poll_at=NOW + timedelta(minutes=10), next_poll_reason="interval")
+    later = replace(later, last_new_at=NOW)
+    store.record_not_modified("wire", "u", NOW, later, previous=first)
+    assert store.feed_states()[0].polling == later
+    failing = replace(later, next_poll_reason="backoff", failing_since=NOW)
+    assert store.record_failure("wire", "u", "HTTP 500", NOW, failing, previous=later) == 1
+    assert store.feed_states()[0].polling == failing
