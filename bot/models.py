@@ -57,6 +57,7 @@ class ParsedFeed:
     entries: tuple[RawEntry, ...]
     bozo: bool = False
     bozo_reason: str | None = None
+    ttl_minutes: int | None = None  # RSS <ttl>: how long the feed says it stays fresh
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,6 @@ _KOREAN_DATE = re.compile(
 )
 _ZONE_AT_END = re.compile(r"\b(" + "|".join(ZONE_ABBREVIATIONS) + r")\s*$")
 _NAME_START = re.compile(rb"<\w")
-_TTL = re.compile(rb"<ttl>\s*([0-9]{1,7})\s*</ttl>", re.I)
-_FIRST_ITEM = re.compile(rb"<(?:item|entry)[\s>]", re.I)
-TTL_SEARCH_BYTES = 64 * 1024  # the channel's <ttl> comes before its items, near the top
 
 
 def parse_feed(body: bytes, headers: dict[str, str], *, feed: str, url: str) -> ParsedFeed:
@@ -75,21 +72,14 @@ def parse_feed(body: bytes, headers: dict[str, str], *, feed: str, url: str) -> 
         entries=entries,
         bozo=reason is not None,
         bozo_reason=reason,
+        ttl_minutes=_ttl_minutes(feed_info.get("ttl")),
     )
 
 
-def feed_ttl(body: bytes) -> int | None:
-    """The RSS channel's `<ttl>` in minutes, read from the bytes before its first item.
-
-    A plain byte search, cheap enough for the event loop: a feed in UTF-16 or with the ttl
-    after its items simply gives no hint, and is polled on its configured interval.
-    """
-    head = body[:TTL_SEARCH_BYTES]
-    first_item = _FIRST_ITEM.search(head)
-    if first_item is not None:
-        head = head[: first_item.start()]
-    found = _TTL.search(head)
-    return int(found.group(1)) if found else None
+def _ttl_minutes(value: object) -> int | None:
+    """The RSS channel's `<ttl>` (minutes the feed may be cached), when it is a sane number."""
+    text = str(value or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 10**7 else None
 
 
 def strip_doctype(body: bytes) -> bytes:

@@ -14,7 +14,6 @@ from bot.dedup import select
 from bot.errors import FetchError, ParseError
 from bot.fetch import Fetcher
 from bot.models import FeedConfig, FetchResult
-from bot.parse import feed_ttl
 from bot.runtime import Runtime
 from bot.schedule import (
     MOVES_BEFORE_FOLLOWING,
@@ -126,7 +125,7 @@ async def poll_feed(
         last_modified=fetched.last_modified,
         now=now,
     )
-    hint = feed_hint(feed_ttl(fetched.body), fetched.headers.get("cache-control"))
+    hint = feed_hint(processed.ttl_minutes, fetched.headers.get("cache-control"))
     polling = _succeeded(feed, polling, now, hint, bool(chosen.new_articles), policy, rand)
     await rt.db(rt.store.save_polling, feed.name, feed.url, polling, stored)
     await _recovered(rt, feed, state, polling, now)

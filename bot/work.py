@@ -19,6 +19,7 @@ from bot.textnorm import words
 class Processed:
     candidates: tuple[Candidate, ...]
     bozo_reason: str | None  # the feed was broken but still readable
+    ttl_minutes: int | None = None  # the feed's own <ttl>, a hint for the next poll
 
 
 def process_body(
@@ -33,7 +34,7 @@ def process_body(
     parsed = parse_feed(body, headers, feed=feed, url=url)
     articles = normalize_entries(parsed, feed, now)
     candidates = tuple(Candidate(a, alerts_for(a, rules)) for a in articles)
-    return Processed(candidates, parsed.bozo_reason if parsed.bozo else None)
+    return Processed(candidates, parsed.bozo_reason if parsed.bozo else None, parsed.ttl_minutes)
 
 
 def matches_for(article: Article, rules: Sequence[Rule]) -> list[tuple[Rule, RuleMatch]]:

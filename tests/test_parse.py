@@ -135,6 +135,30 @@ def test_unsanitized_html_still_becomes_plain_text_without_scripts() -> None:
     assert article.summary == "Troops stay"  # ... and gone from the text
 
 
+@pytest.mark.parametrize(
+    ("head", "tail", "expected"),
+    [
+        ("<ttl>30</ttl>", "", 30),
+        ("", "<ttl> 45 </ttl>", 45),  # after the items: still the channel's
+        ("<ttl>soon</ttl>", "", None),
+        ("<ttl>0</ttl>", "", None),
+        ("<ttl>99999999999</ttl>", "", None),
+        ("", "", None),
+    ],
+)
+def test_the_channel_ttl_is_read_as_minutes_when_sane(
+    head: str, tail: str, expected: int | None
+) -> None:
+    body = rss(f"{head}<item><title>a</title><link>https://n.example/a</link></item>{tail}")
+    assert parse(body).ttl_minutes == expected
+
+
+def test_the_ttl_of_a_utf16_feed_is_read_too() -> None:
+    text = rss("<ttl>20</ttl><item><title>a</title></item>")
+    text = text.replace('encoding="utf-8"', 'encoding="utf-16"')
+    assert parse(text.encode("utf-16")).ttl_minutes == 20
+
+
 def test_an_empty_feed_is_a_feed() -> None:
     parsed = parse(rss(""))
     assert parsed.entries == () and not parsed.bozo
