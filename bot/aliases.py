@@ -17,9 +17,7 @@ from pathlib import Path
 
 from bot.errors import QuerySyntaxError, RuleError
 from bot.query import ALIAS_NAME, Term, parse_term
-from bot.yamlfile import Document, YamlProblem, parse_yaml, read_yaml
-
-ALIAS_SUFFIXES = (".yaml", ".yml")
+from bot.yamlfile import Document, YamlProblem, parse_yaml, read_yaml, yaml_files
 
 
 @dataclass(frozen=True)
@@ -31,12 +29,6 @@ class AliasSet:
     errors: tuple[RuleError, ...] = ()
     stale: tuple[str, ...] = ()  # files whose last good version is kept after a broken edit
     sources: tuple[tuple[str, str], ...] = ()  # (path, text) of every file that loaded cleanly
-
-
-def alias_files(directory: Path | None) -> list[Path]:
-    if directory is None or not directory.is_dir():
-        return []
-    return sorted(p for p in directory.iterdir() if p.suffix in ALIAS_SUFFIXES and p.is_file())
 
 
 def load_aliases(
@@ -51,7 +43,7 @@ def load_aliases(
     errors: list[RuleError] = []
     stale: list[str] = []
     sources: list[tuple[str, str]] = []
-    for path in alias_files(directory):
+    for path in yaml_files(directory):
         try:
             found, text = _load(path, None)
             sources.append((str(path), text))

@@ -22,8 +22,9 @@ from bot.fetch import Fetcher, FetchPolicy
 from bot.models import FeedConfig, Rule
 from bot.normalize import normalize_entries
 from bot.parse import parse_feed
-from bot.rules import load_library, rule_files
+from bot.rules import load_library
 from bot.work import matches_for
+from bot.yamlfile import yaml_files
 
 DEFAULT_CONFIG = "config.yaml"
 MATCH_DEFAULT_CHANNEL = "#news-alerts"  # `match` without a config: channels do not matter
@@ -117,7 +118,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     problems: list[str] = []
     if not config.rules_dir.is_dir():
         problems.append(f"{config.rules_dir}: rules folder does not exist")
-    files = rule_files(config.rules_dir)
+    files = yaml_files(config.rules_dir)
     if config.aliases_dir is not None and not config.aliases_dir.is_dir():
         problems.append(f"{config.aliases_dir}: aliases folder does not exist")
     ruleset = load_library(

@@ -13,12 +13,11 @@ from bot.config import valid_channel
 from bot.errors import QuerySyntaxError, RuleError
 from bot.models import FIELDS, Rule
 from bot.query import Aliases, Expr, check_query, combine, describe, never_matches, parse_query
-from bot.yamlfile import Document, YamlProblem, parse_yaml, read_yaml
+from bot.yamlfile import Document, YamlProblem, parse_yaml, read_yaml, yaml_files
 
 STRUCTURED = ("all", "any", "none")
 RULE_KEYS = frozenset({"name", "description", "query", "channel", "fields", "feeds", *STRUCTURED})
 RULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
-RULE_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True)
@@ -36,12 +35,6 @@ class RuleSet:
             if rule.name == name:
                 return rule
         raise KeyError(name)
-
-
-def rule_files(directory: Path) -> list[Path]:
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.iterdir() if p.suffix in RULE_SUFFIXES and p.is_file())
 
 
 def load_rule(
@@ -101,7 +94,7 @@ def load_rules(
     stale: list[str] = []
     sources: list[tuple[str, str]] = []
     names: dict[str, str] = {}
-    for path in rule_files(directory):
+    for path in yaml_files(directory):
         try:
             rule, source = _load(path, None, default_channel, feeds, aliases)
             sources.append((str(path), source))  # the text that loaded, read once

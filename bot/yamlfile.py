@@ -9,6 +9,14 @@ from typing import Any
 import yaml
 
 MAX_YAML_BYTES = 1024 * 1024  # a rule or config file larger than this is a mistake or an attack
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def yaml_files(directory: Path | None) -> list[Path]:
+    """The YAML files in `directory`, sorted by name; none when it is unset or missing."""
+    if directory is None or not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.suffix in YAML_SUFFIXES and p.is_file())
 
 
 class YamlProblem(Exception):
