@@ -1,40 +1,32 @@
-"""Notice edits to rule and alias files by a cheap fingerprint: names, sizes and content hashes."""
+"""Notice edits to rule and alias files: a stat of each file, its content hashed when that moved."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from bot.yamlfile import yaml_files
+
 WATCH_INTERVAL = timedelta(seconds=1)  # at most one look at the files per interval
-WATCHED_SUFFIXES = (".yaml", ".yml")
+# A file changed less than this before a look may change again within the file system's time
+# resolution without its stat showing it: its content is hashed again at the next look.
+SETTLE_NS = 2_000_000_000
 
-Fingerprint = tuple[tuple[str, int, str], ...]  # (path, size, sha-256 of the content)
-
-
-def fingerprint(directories: Sequence[Path | None]) -> Fingerprint:
-    """What the watched files hold now; a file that vanishes while being read counts as absent.
-
-    The content hash (files are small) catches an edit that keeps the size and the mtime.
-    """
-    found = []
-    for directory in directories:
-        if directory is None or not directory.is_dir():
-            continue
-        for path in sorted(directory.iterdir()):
-            if path.suffix not in WATCHED_SUFFIXES:
-                continue
-            try:
-                data = path.read_bytes()
-            except OSError:
-                continue
-            found.append((str(path), len(data), hashlib.sha256(data).hexdigest()))
-    return tuple(found)
+Stat = tuple[int, int, int, int]  # inode, size, mtime_ns, ctime_ns
+Fingerprint = tuple[tuple[str, str], ...]  # (path, sha-256 of the content)
 
 
 class FileWatch:
-    """Says whether the files in `directories` changed since the last look (or `mark`)."""
+    """Says whether the files in `directories` changed since the last look (or `mark`).
+
+    Each look stats every file and reads only those whose stat differs from the last look, or
+    that had changed shortly before it: an edit that keeps the size and restores the mtime
+    still moves the ctime, or falls in that settling window.
+    """
 
     def __init__(
         self, directories: Sequence[Path | None], interval: timedelta = WATCH_INTERVAL
@@ -43,18 +35,44 @@ class FileWatch:
         self.interval = interval
         self._seen: Fingerprint | None = None
         self._looked_at: datetime | None = None
+        self._hashes: dict[str, tuple[Stat, str]] = {}  # path → its stat and hash, when settled
 
     def mark(self) -> None:
         """Take the files as they are now as seen (call it right before loading them)."""
-        self._seen = fingerprint(self.directories)
+        self._seen = self.fingerprint()
 
     def changed(self, now: datetime) -> bool:
         """True once per change; looks at the files at most once per `interval`."""
         if self._looked_at is not None and now - self._looked_at < self.interval:
             return False
         self._looked_at = now
-        current = fingerprint(self.directories)
+        current = self.fingerprint()
         if current == self._seen:
             return False
         self._seen = current
         return True
+
+    def fingerprint(self) -> Fingerprint:
+        """What the watched files hold now; a file that vanishes while being read is absent."""
+        settled_before = time.time_ns() - SETTLE_NS
+        found, hashes = [], {}
+        for path in (p for d in self.directories for p in yaml_files(d)):
+            try:
+                stat = _stat(path)
+                cached = self._hashes.get(str(path))
+                if cached is not None and cached[0] == stat:
+                    digest = cached[1]
+                else:
+                    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                continue
+            found.append((str(path), digest))
+            if max(stat[2], stat[3]) < settled_before:
+                hashes[str(path)] = (stat, digest)
+        self._hashes = hashes
+        return tuple(found)
+
+
+def _stat(path: Path) -> Stat:
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
