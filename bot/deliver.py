@@ -133,7 +133,7 @@ async def _deliver_one(
             await _retry_later(rt, state, alert, exc.reason, delay, since)
             return "held"
         except SlackTransientError as exc:
-            if exc.reason in ("ratelimited", "http 429"):
+            if exc.rate_limited:
                 delay = rate_limited_delay(exc.retry_after, rt.pace, state.rng)
             else:
                 delay = retry_delay(alert.attempts, exc.retry_after, state.rng, rt.pace)

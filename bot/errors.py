@@ -9,7 +9,9 @@ NewswatchError
 │   └── ParseError       the body is not a usable feed
 ├── SlackError           one post failed                 (channel)
 │   ├── SlackTransientError   try again later (5xx, timeouts, rate limits)
+│   │   └── SlackUnknownOutcomeError  the post may have reached Slack
 │   └── SlackPermanentError   will not succeed as is (channel_not_found, invalid_auth, ...)
+│       └── SlackCredentialError      the token itself is refused
 └── StoreError           the database is unusable
 """
 
@@ -107,10 +109,19 @@ class SlackError(NewswatchError):
 
 
 class SlackTransientError(SlackError):
-    """Worth retrying later; `retry_after` seconds when Slack said so."""
+    """Worth retrying later; `retry_after` seconds when Slack said so; `rate_limited` when
+    Slack asked us to slow down (HTTP 429 or `ratelimited`)."""
 
-    def __init__(self, channel: str, reason: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        channel: str,
+        reason: str,
+        retry_after: float | None = None,
+        *,
+        rate_limited: bool = False,
+    ) -> None:
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
         super().__init__(channel, reason)
 
 

@@ -252,7 +252,9 @@ def classify_api_error(channel: str, error: SlackApiError) -> SlackError:
     code = code if isinstance(code, str) and code else None
     if status == 429 or code == "ratelimited":
         after = parse_retry_after(headers.get("Retry-After"))
-        return SlackTransientError(channel, code or "http 429", retry_after=after)
+        return SlackTransientError(
+            channel, code or "http 429", retry_after=after, rate_limited=True
+        )
     if status in (500, 502, 504):  # a gateway gave up waiting: Slack may have posted it
         return SlackUnknownOutcomeError(channel, code or f"http {status}")
     if status >= 500 or status == 408 or code in TRANSIENT_ERRORS:

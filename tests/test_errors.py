@@ -24,6 +24,7 @@ ERRORS: list[NewswatchError] = [
     FetchError("wire", "https://w.example/rss", "HTTP 429", status=429, retry_after=30.0),
     ParseError("wire", "https://w.example/rss", "not a feed: an HTML page"),
     SlackTransientError("#korea-security", "ratelimited", retry_after=7.0),
+    SlackTransientError("#korea-security", "http 429", retry_after=7.0, rate_limited=True),
     SlackCredentialError("#korea-security", "token_revoked"),
 ]
 

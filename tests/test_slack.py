@@ -282,6 +282,7 @@ def test_429_is_transient_with_retry_after_from_the_header(
     slack_double.rate_limit(header)
     error = failure(slack_double)
     assert isinstance(error, SlackTransientError)
+    assert error.rate_limited  # paced by Retry-After or the default wait, never by backoff
     assert error.reason == "ratelimited"
     assert error.retry_after == expected
     assert len(slack_double.posts()) == 1  # slack-sdk did not retry on its own
@@ -295,6 +296,7 @@ def test_transient_slack_error_codes(slack_double: SlackDouble, code: str) -> No
     slack_double.fail_with(code, times=1)
     error = failure(slack_double)
     assert type(error) is SlackTransientError and error.reason == code
+    assert error.rate_limited == (code == "ratelimited")
 
 
 @pytest.mark.parametrize(
