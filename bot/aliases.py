@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.errors import QuerySyntaxError, RuleError
-from bot.query import ALIAS_NAME, Term, parse_term
+from bot.expr import Term
+from bot.query import ALIAS_NAME, parse_term
 from bot.yamlfile import Document, YamlProblem, parse_yaml, read_yaml, yaml_files
 
 

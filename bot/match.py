@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import NamedTuple
 
+from bot.expr import EXPR_TYPES, And, Expr, Near, Not, Scope, Term, terms
 from bot.models import FIELDS, Article, Hit, Rule, RuleMatch
-from bot.query import EXPR_TYPES, And, Expr, Near, Not, Scope, Term, parse_query, terms
+from bot.query import parse_query
 from bot.textnorm import Token, is_hangul, squeezable, tokenize
 
 Span = tuple[int, int]  # offsets into the original field text

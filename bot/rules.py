@@ -11,8 +11,9 @@ from typing import Any
 from bot.aliases import AliasSet, load_aliases
 from bot.config import valid_channel
 from bot.errors import QuerySyntaxError, RuleError
+from bot.expr import Expr, check_query, combine, describe, never_matches
 from bot.models import FIELDS, Rule
-from bot.query import Aliases, Expr, check_query, combine, describe, never_matches, parse_query
+from bot.query import Aliases, parse_query
 from bot.yamlfile import Document, YamlProblem, parse_yaml, read_yaml, yaml_files
 
 STRUCTURED = ("all", "any", "none")

@@ -19,6 +19,7 @@ OWNERS = {
 PURE = (
     "textnorm.py",
     "query.py",
+    "expr.py",
     "match.py",
     "normalize.py",
     "summarize.py",
