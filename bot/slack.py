@@ -24,14 +24,19 @@ from bot.errors import (
     SlackUnknownOutcomeError,
 )
 from bot.models import AlertContent, AlertTag, Message, PostResult
-from bot.render import render_message, render_notice, render_terminal, render_terminal_notice
+from bot.render import (
+    MAX_BLOCKS,
+    MAX_SECTION,
+    render_message,
+    render_notice,
+    render_terminal,
+    render_terminal_notice,
+)
 
 log = logging.getLogger("newswatch.slack")
 
 DEFAULT_TIMEOUT = 10.0  # seconds for one whole request
 EVENT_TYPE = "newswatch_alert"  # metadata {alert_id, article} tags each alert we post
-MAX_BLOCKS = 50  # Slack: blocks per message
-MAX_CONTEXT_TEXT = 3000  # Slack: one context element's text
 MAX_BLOCKS_SIZE = 12_000  # our budget for the blocks' JSON (Slack refuses far larger ones)
 HISTORY_PAGE = 200  # messages per conversations.history call when looking for an alert
 HISTORY_PAGES = 5  # pages looked at before concluding an alert is not there
@@ -208,7 +213,7 @@ def checked_blocks(channel: str, raw: Sequence[dict[str, object]]) -> list[Block
             if isinstance(block, ContextBlock):
                 for element in block.elements:
                     text = getattr(element, "text", "")
-                    if not isinstance(text, str) or not 0 < len(text) <= MAX_CONTEXT_TEXT:
+                    if not isinstance(text, str) or not 0 < len(text) <= MAX_SECTION:
                         raise SlackObjectFormationError("context text length")
         size = len(json.dumps([b.to_dict() for b in blocks], ensure_ascii=False))
         if size > MAX_BLOCKS_SIZE:
