@@ -74,8 +74,7 @@ async def deliver_due(rt: Runtime, rng: random.Random | None = None) -> Delivery
     )
     if state.sent or state.reconciled:
         rt.sending_paused_until = None
-        await rt.resolve("slack:credentials", "Slack accepts the token again")
-        await _resolve_channels(rt, [c for c, ok in zip(by_channel, sent_to, strict=True) if ok])
+        await _resolve_recovered(rt, [c for c, ok in zip(by_channel, sent_to, strict=True) if ok])
     return DeliveryReport(
         state.sent, state.failed, state.parked, state.reconciled, state.paced_until
     )
@@ -243,12 +242,13 @@ async def _retry_later(
     )
 
 
-async def _resolve_channels(rt: Runtime, channels: Sequence[str]) -> None:
-    """Problems told about channels that take messages again are over."""
-    if not channels:
-        return
+async def _resolve_recovered(rt: Runtime, channels: Sequence[str]) -> None:
+    """A pass delivered: a rejected token, and problems told about `channels` (which take
+    messages again), are over. One read of the open notices; a pass with none costs no more."""
     prefixes = tuple(f"slack:{channel}:" for channel in channels)
     for key, _ in await rt.db(rt.store.active_notices):
-        if key.startswith(prefixes) and not key.endswith(":history"):
+        if key == "slack:credentials":
+            await rt.resolve(key, "Slack accepts the token again")
+        elif key.startswith(prefixes) and not key.endswith(":history"):
             channel = key.split(":")[1]
             await rt.resolve(key, f"{channel} takes messages again")
