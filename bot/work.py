@@ -8,7 +8,7 @@ from datetime import datetime
 
 from bot.explain import explain
 from bot.match import Document, match_rule
-from bot.models import AlertContent, Article, Candidate, Rule, RuleMatch
+from bot.models import FIELDS, AlertContent, Article, Candidate, Rule, RuleMatch
 from bot.normalize import normalize_entries
 from bot.parse import parse_feed
 from bot.summarize import summarize
@@ -40,6 +40,12 @@ def process_body(
 def matches_for(article: Article, rules: Sequence[Rule]) -> list[tuple[Rule, RuleMatch]]:
     """Every rule that matches the article (rules limited to other feeds are skipped), each
     with its explanation."""
+    texts = {name: article.field_text(name) for name in FIELDS}  # as Document matches them
+    return [(rule, explain(match, texts)) for rule, match in _matches(article, rules)]
+
+
+def _matches(article: Article, rules: Sequence[Rule]) -> list[tuple[Rule, RuleMatch]]:
+    """The matches alone: an alert's summary marks its sentences from the hits itself."""
     doc = Document.from_article(article)
     found = []
     for rule in rules:
@@ -47,15 +53,14 @@ def matches_for(article: Article, rules: Sequence[Rule]) -> list[tuple[Rule, Rul
             continue
         match = match_rule(rule, doc)
         if match is not None:
-            texts = {name: index.text for name, index in doc.fields.items()}
-            found.append((rule, explain(match, texts)))
+            found.append((rule, match))
     return found
 
 
 def alerts_for(article: Article, rules: Sequence[Rule]) -> tuple[AlertContent, ...]:
     """One alert per channel, naming every rule that matched for that channel."""
     by_channel: dict[str, list[RuleMatch]] = {}
-    for rule, match in matches_for(article, rules):
+    for rule, match in _matches(article, rules):
         by_channel.setdefault(rule.channel, []).append(match)
     return tuple(
         AlertContent(
