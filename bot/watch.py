@@ -8,8 +8,9 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from stat import S_ISREG
 
-from bot.yamlfile import yaml_files
+from bot.yamlfile import YAML_SUFFIXES
 
 WATCH_INTERVAL = timedelta(seconds=1)  # at most one look at the files per interval
 # A file changed less than this before a look may change again within the file system's time
@@ -56,23 +57,39 @@ class FileWatch:
         """What the watched files hold now; a file that vanishes while being read is absent."""
         settled_before = time.time_ns() - SETTLE_NS
         found, hashes = [], {}
-        for path in (p for d in self.directories for p in yaml_files(d)):
-            try:
-                stat = _stat(path)
-                cached = self._hashes.get(str(path))
-                if cached is not None and cached[0] == stat:
-                    digest = cached[1]
-                else:
-                    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError:
-                continue
-            found.append((str(path), digest))
+        for path, stat in _yaml_stats(self.directories):
+            cached = self._hashes.get(path)
+            if cached is not None and cached[0] == stat:
+                digest = cached[1]
+            else:
+                try:
+                    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+                except OSError:
+                    continue
+            found.append((path, digest))
             if max(stat[2], stat[3]) < settled_before:
-                hashes[str(path)] = (stat, digest)
+                hashes[path] = (stat, digest)
         self._hashes = hashes
         return tuple(found)
 
 
-def _stat(path: Path) -> Stat:
-    st = os.stat(path)
-    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+def _yaml_stats(directories: Sequence[Path | None]) -> list[tuple[str, Stat]]:
+    """The YAML files `yaml_files` would list, each with its stat: one system call per file."""
+    found = []
+    for directory in directories:
+        if directory is None:
+            continue
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:  # missing, or not a folder
+            continue
+        for entry in entries:
+            if Path(entry.name).suffix not in YAML_SUFFIXES:
+                continue
+            try:
+                st = entry.stat()
+            except OSError:
+                continue
+            if S_ISREG(st.st_mode):
+                found.append((entry.path, (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)))
+    return found
