@@ -94,7 +94,10 @@ class FeedServer:
         last_modified: str | None = LAST_MODIFIED,
     ) -> None:
         """A static response; ETag/Last-Modified set and honoured (304) unless passed as None."""
-        self.add_route(path, feed_route(body, headers=headers, status=status, etag=etag))
+        route = feed_route(
+            body, headers=headers, status=status, etag=etag, last_modified=last_modified
+        )
+        self.add_route(path, route)
 
     def add_file(self, path: str, file: Path, *, headers: dict[str, str] | None = None) -> None:
         """Serve a file read in place at request time (never copied)."""
