@@ -1,8 +1,9 @@
-"""Small builders of value objects for tests: change only what a test is about."""
+"""Small builders of value objects (and rule files) for tests: change only what a test is about."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bot.models import AlertContent, Article
@@ -69,3 +70,11 @@ def displayed_texts(text: object, blocks: object) -> list[str]:
 
     walk(blocks)
     return found
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    """A UTF-8 file `name` in `folder` (created as needed) holding `text`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -15,16 +15,9 @@ from bot.query import parse_query, parse_term
 from bot.rules import load_library, load_rule
 from bot.summarize import summarize
 from bot.work import alerts_for, matches_for
-from tests.factories import article
+from tests.factories import article, write
 
 ALIASES = {"usfk": (parse_term("USFK"), parse_term("U.S. Forces Korea"))}
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 # --- the structured form -------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 
 from bot.errors import RuleError
 from bot.rules import load_rule, load_rules
+from tests.factories import write
 
 GOOD = """\
 # a comment
@@ -17,13 +18,6 @@ query: >-
   (troops OR forces)
   AND korea
 """
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def test_a_valid_rule_is_typed_and_compiled(tmp_path: Path) -> None:
