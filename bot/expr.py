@@ -159,10 +159,11 @@ def terms(expr: Expr) -> tuple[Term, ...]:
     return tuple(t for child in children(expr) for t in terms(child))
 
 
-def flatten(kind: type[And] | type[Or], children: list[Expr]) -> tuple[Expr, ...]:
+def flatten(kind: type[And] | type[Or], items: list[Expr]) -> tuple[Expr, ...]:
+    """The children of a new `kind` node over `items`: a nested node of that kind is opened."""
     flat: list[Expr] = []
-    for child in children:
-        flat.extend(child.children if isinstance(child, kind) else (child,))
+    for item in items:
+        flat.extend(item.children if isinstance(item, kind) else (item,))
     return tuple(flat)
 
 
