@@ -212,7 +212,11 @@ class _ConfigReader:
                 )
         else:
             url = str((self.base / url).resolve())
-        interval = self.duration(item.get("interval", "10m"), "feeds", index, "interval")
+        interval = (
+            self.duration(item["interval"], "feeds", index, "interval")
+            if "interval" in item
+            else DEFAULT_INTERVAL
+        )
         if interval < MIN_INTERVAL:
             raise self.fail(
                 f"feed {name!r}: interval must be at least {MIN_INTERVAL.seconds}s",

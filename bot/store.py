@@ -721,13 +721,6 @@ class Store:
             pending=rows.get("pending", 0), sent=rows.get("sent", 0), parked=rows.get("parked", 0)
         )
 
-    def next_due_at(self) -> datetime | None:
-        with self._tx() as conn:
-            value: datetime | None = conn.execute(
-                sa.select(sa.func.min(alerts.c.next_attempt_at)).where(alerts.c.status == "pending")
-            ).scalar()
-        return None if value is None else value.replace(tzinfo=UTC)
-
     # Notices and rule snapshots -------------------------------------------------------------
 
     def set_notice(self, key: str, active: bool, message: str, now: datetime) -> bool:
