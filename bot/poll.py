@@ -26,7 +26,7 @@ from bot.schedule import (
     gone,
     silent_for,
 )
-from bot.store import FeedState
+from bot.store import FeedState, NotModified
 from bot.work import process_body
 
 log = logging.getLogger("newswatch.poll")
@@ -94,7 +94,8 @@ async def poll_feed(
             now = rt.clock.now()
             hint = feed_hint(None, fetched.headers.get("cache-control"))
             polling = _succeeded(feed, polling, now, hint, False, policy, rand)
-            await rt.db(rt.store.record_not_modified, feed.name, feed.url, now, polling, stored)
+            record = NotModified(feed.name, feed.url, now, polling, stored)
+            await rt.db_grouped(rt.store.record_not_modified_many, record)
             await _recovered(rt, feed, state, polling, now)
             return await _done(rt, PollOutcome(feed.name, "not-modified"), polling)
         now = rt.clock.now()

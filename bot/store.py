@@ -201,6 +201,17 @@ class FeedState:
     polling: Polling = field(default_factory=Polling)
 
 
+@dataclass(frozen=True)
+class NotModified:
+    """A poll answered 304: the feed's bookkeeping, and its polling state when it changed."""
+
+    name: str
+    url: str
+    now: datetime
+    polling: Polling | None = None
+    previous: Polling | None = None  # what the store held, so only changed fields are written
+
+
 _POLLING_COLUMNS = [c for c in feed_polling.c if c.name != "name"]
 
 
@@ -360,11 +371,21 @@ class Store:
         polling: Polling | None = None,
         previous: Polling | None = None,
     ) -> None:
+        self.record_not_modified_many([NotModified(name, url, now, polling, previous)])
+
+    def record_not_modified_many(self, polls: Sequence[NotModified]) -> None:
+        """Record several 304 answers in one transaction (a pass's polls, grouped)."""
         with self._tx() as conn:
-            self._update_feed(
-                conn, name, url, last_polled_at=now, last_success_at=now, consecutive_failures=0
-            )
-            self._save_polling(conn, name, polling, previous)
+            for poll in polls:
+                self._update_feed(
+                    conn,
+                    poll.name,
+                    poll.url,
+                    last_polled_at=poll.now,
+                    last_success_at=poll.now,
+                    consecutive_failures=0,
+                )
+                self._save_polling(conn, poll.name, poll.polling, poll.previous)
 
     def record_failure(
         self,
