@@ -35,7 +35,7 @@ import httpx  # noqa: E402
 
 from bot.app import App  # noqa: E402
 from bot.config import load_config  # noqa: E402
-from bot.rules import load_rules  # noqa: E402
+from bot.rules import load_library  # noqa: E402
 from bot.work import process_body  # noqa: E402
 from tests.e2e import Item, rss  # noqa: E402
 from tests.feedserver import FeedServer  # noqa: E402
@@ -104,6 +104,7 @@ def measured(into: list[Figures]) -> Iterator[None]:
 def write_config(folder: Path, urls: list[str]) -> Path:
     lines = [
         f"rules: {REPO / 'rules'}",
+        f"aliases: {REPO / 'aliases'}",  # the shipped rules use them
         f"database: {folder / 'state.db'}",
         "slack:",
         '  default_channel: "#news-alerts"',
@@ -145,7 +146,7 @@ async def bot_passes(config: Path, bot: list[Figures]) -> list[dict[str, int]]:
 def sequential(urls: list[str], etags: dict[str, str]) -> int:
     """The straightforward loop: one feed after another, fetched, then parsed, normalized and
     matched by the same function the bot's workers run; 304 when we have its ETag."""
-    rules = load_rules(REPO / "rules", "#news-alerts").rules
+    rules = load_library(REPO / "rules", REPO / "aliases", "#news-alerts").rules
     entries = 0
     with httpx.Client(timeout=30) as client:
         for index, url in enumerate(urls):

@@ -19,7 +19,14 @@ from bot.deliver import DeliveryReport, deliver_due
 from bot.fetch import Fetcher, FetchPolicy
 from bot.models import FeedConfig
 from bot.pacing import Pace
-from bot.poll import FROM_STORE, FromStore, PollOutcome, current_polling, poll_feed
+from bot.poll import (
+    FROM_STORE,
+    FromStore,
+    PollOutcome,
+    current_polling,
+    poll_feed,
+    tell_if_failing_too_long,
+)
 from bot.rules import load_library
 from bot.runtime import Runtime, make_worker_pool
 from bot.scheduler import START_SPREAD, Scheduler
@@ -70,6 +77,7 @@ class App:
         self.rule_watch = FileWatch((config.rules_dir, config.aliases_dir))
         self._due: dict[str, datetime | None] = {}  # each feed's next poll; None: disabled
         self._in_flight: set[str] = set()  # feeds being polled right now
+        self._failing: dict[str, datetime] = {}  # failing feeds not yet told, since when
         self.rng = random.Random()
 
     @classmethod
@@ -201,7 +209,10 @@ class App:
                     "held",
                     error=polling.next_poll_reason,
                     next_poll=polling.next_poll_at,
+                    failing_since=polling.failing_since,
                 )
+                if self._failing_too_long(feed, polling.failing_since, now):
+                    await tell_if_failing_too_long(self.rt, feed, now)
         results = await asyncio.gather(
             *(self.poll(feed, states.get(feed.name)) for feed in due), return_exceptions=True
         )
@@ -221,6 +232,8 @@ class App:
         now = self.rt.clock.now()
         for feed in self.config.feeds:
             polling = current_polling(feed, states.get(feed.name))
+            if polling.failing_since is not None:
+                self._failing[feed.name] = polling.failing_since
             if polling.disabled_reason is not None:
                 self._due[feed.name] = None
             elif polling.next_poll_at is not None:
@@ -234,7 +247,11 @@ class App:
         started = 0
         for feed in self.config.feeds:
             due = self._due.get(feed.name, now)
-            if feed.name in self._in_flight or due is None or due > now:
+            if feed.name in self._in_flight or due is None:
+                continue
+            if due > now:
+                if self._failing_too_long(feed, self._failing.get(feed.name), now):
+                    await self._tell_failing(feed, now)
                 continue
             self._in_flight.add(feed.name)
             task: asyncio.Task[object] = asyncio.create_task(self._poll_and_plan(feed))
@@ -252,9 +269,25 @@ class App:
         """When each feed is next due, as the running bot plans it (None: disabled)."""
         return dict(self._due)
 
+    def _failing_too_long(self, feed: FeedConfig, since: datetime | None, now: datetime) -> bool:
+        return since is not None and now - since >= feed.failing_after
+
+    async def _tell_failing(self, feed: FeedConfig, now: datetime) -> None:
+        """A feed waiting out a long backoff is told when its threshold passes, not at its
+        next poll, which may be hours away: nothing goes silent between two polls."""
+        del self._failing[feed.name]  # once per run of failures (each failed poll rechecks)
+        try:
+            await tell_if_failing_too_long(self.rt, feed, now)
+        except Exception:  # the tick goes on for the other feeds
+            log.exception("feed=%s could not check how long it has failed", feed.name)
+
     async def _poll_and_plan(self, feed: FeedConfig) -> None:
         try:
             outcome = await self.poll(feed)
+            self._failing.pop(feed.name, None)
+            since, now = outcome.failing_since, self.rt.clock.now()
+            if since is not None and not self._failing_too_long(feed, since, now):
+                self._failing[feed.name] = since  # not told yet: the tick tells when due
             if outcome.status == "disabled":
                 self._due[feed.name] = None
             else:

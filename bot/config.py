@@ -16,7 +16,7 @@ from bot.fetch import (  # one source for the fetch limits
     MAX_CONCURRENT_FETCHES,
     MAX_FETCHES_PER_HOST,
 )
-from bot.models import SILENT_AFTER, FeedConfig, parse_duration
+from bot.models import FAILING_AFTER, SILENT_AFTER, FeedConfig, parse_duration
 from bot.pacing import BURST, RATE, RETRY_BASE
 from bot.schedule import SchedulePolicy
 from bot.yamlfile import Document, YamlProblem, read_yaml
@@ -80,7 +80,7 @@ TOP_KEYS = {
     "aliases",
 }
 SLACK_KEYS = {"default_channel", "admin_channel", "rate", "burst", "retry_base"}
-FEED_KEYS = {"name", "url", "interval", "backlog", "silent_after"}
+FEED_KEYS = {"name", "url", "interval", "backlog", "silent_after", "failing_after"}
 FETCH_KEYS = {"deadline", "max_bytes", "allow_private", "concurrency", "per_host"}
 POLLING_KEYS = {"backoff_cap", "retry_after_cap", "hint_cap"}
 
@@ -238,7 +238,17 @@ class _ConfigReader:
             silent_after = None
         elif silent_value is not None:
             silent_after = self.duration(silent_value, "feeds", index, "silent_after")
-        return FeedConfig(name, url, interval, backlog, silent_after)
+        failing_after = FAILING_AFTER
+        if item.get("failing_after") == "never":
+            raise self.fail(
+                f"feed {name!r}: failing_after must be a duration (a failing feed is always told)",
+                "feeds",
+                index,
+                "failing_after",
+            )
+        if "failing_after" in item:
+            failing_after = self.duration(item["failing_after"], "feeds", index, "failing_after")
+        return FeedConfig(name, url, interval, backlog, silent_after, failing_after)
 
     def polling(self, value: Any) -> SchedulePolicy:
         polling = self.mapping(value, POLLING_KEYS, "polling")

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 FIELDS: tuple[str, ...] = ("title", "summary", "content")
 SILENT_AFTER = timedelta(days=2)  # a feed with nothing new for this long raises a notice
+FAILING_AFTER = timedelta(hours=1)  # a feed failing for this long raises a notice
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class FeedConfig:
     interval: timedelta
     backlog: timedelta | None  # None: alert on every article of the first poll
     silent_after: timedelta | None = SILENT_AFTER  # None: never report the feed as silent
+    failing_after: timedelta = FAILING_AFTER  # failing this long, however few polls, is told
 
 
 @dataclass(frozen=True)

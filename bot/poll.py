@@ -26,12 +26,11 @@ from bot.schedule import (
     gone,
     silent_for,
 )
-from bot.store import FeedState
+from bot.store import FeedState, NotModified
 from bot.work import process_body
 
 log = logging.getLogger("newswatch.poll")
 
-FAILURES_BEFORE_NOTICE = 3  # one blip is logged; a feed failing this many times in a row is told
 GONE = 410
 
 
@@ -51,6 +50,7 @@ class PollOutcome:
     queued: int = 0
     error: str | None = None
     next_poll: datetime | None = None  # None: not polled again until the config changes
+    failing_since: datetime | None = None  # set while the feed is failing
 
 
 def current_polling(feed: FeedConfig, state: FeedState | None) -> Polling:
@@ -94,7 +94,8 @@ async def poll_feed(
             now = rt.clock.now()
             hint = feed_hint(None, fetched.headers.get("cache-control"))
             polling = _succeeded(feed, polling, now, hint, False, policy, rand)
-            await rt.db(rt.store.record_not_modified, feed.name, feed.url, now, polling, stored)
+            record = NotModified(feed.name, feed.url, now, polling, stored)
+            await rt.db_grouped(rt.store.record_not_modified_many, record)
             await _recovered(rt, feed, state, polling, now)
             return await _done(rt, PollOutcome(feed.name, "not-modified"), polling)
         now = rt.clock.now()
@@ -274,16 +275,50 @@ async def _failed(
         f"{polling.next_poll_at:%H:%M:%S}" if polling.next_poll_at else "-",
         reason,
     )
-    if failures >= FAILURES_BEFORE_NOTICE:
-        since = polling.failing_since or now
-        await rt.notice(
-            f"feed:{feed.name}",
-            f"feed {feed.name} has failed {failures} polls in a row: {reason} "
-            f"(failing since {since:%Y-%m-%d %H:%M} UTC)",
-        )
-    return PollOutcome(feed.name, "error", error=reason, next_poll=polling.next_poll_at)
+    since = polling.failing_since or now
+    if now - since >= feed.failing_after:
+        await rt.notice(f"feed:{feed.name}", failing_message(feed, failures, reason, since, now))
+    return PollOutcome(
+        feed.name,
+        "error",
+        error=reason,
+        next_poll=polling.next_poll_at,
+        failing_since=polling.failing_since,
+    )
+
+
+def failing_message(
+    feed: FeedConfig, failures: int, reason: str, since: datetime, now: datetime
+) -> str:
+    return (
+        f"feed {feed.name} has been failing for {_span(now - since)} "
+        f"({failures} {'poll' if failures == 1 else 'polls'} in a row): {reason} "
+        f"(failing since {since:%Y-%m-%d %H:%M} UTC)"
+    )
+
+
+async def tell_if_failing_too_long(rt: Runtime, feed: FeedConfig, now: datetime) -> bool:
+    """Raise the failing notice of a feed whose next poll is still far away (a backoff or a
+    Retry-After) once it has failed for longer than its `failing_after`; True if it has."""
+    state = await rt.db(rt.store.feed_state, feed.name)
+    if state is None or state.url != feed.url or not state.consecutive_failures:
+        return False
+    since = state.polling.failing_since
+    if since is None or now - since < feed.failing_after:
+        return False
+    message = failing_message(feed, state.consecutive_failures, state.last_error or "", since, now)
+    when = state.polling.next_poll_at
+    if when is not None:
+        message += f"; next try at {when:%Y-%m-%d %H:%M} UTC"
+    await rt.notice(f"feed:{feed.name}", message)
+    return True
 
 
 def _span(delta: timedelta) -> str:
-    hours = int(delta.total_seconds() // 3600)
-    return f"{hours // 24} days {hours % 24} h" if hours >= 24 else f"{hours} h"
+    minutes = int(delta.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours >= 24:
+        return f"{hours // 24} days {hours % 24} h"
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"

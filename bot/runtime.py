@@ -7,7 +7,7 @@ import functools
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,9 +46,56 @@ class Runtime:
     buckets: dict[str, Bucket] = field(default_factory=dict)  # per channel (ID when known)
     config_fingerprint: str = ""  # parked alerts are retried when this changes
     db_thread: Executor = field(default_factory=lambda: ThreadPoolExecutor(1, "newswatch-db"))
+    _grouped: dict[Callable[..., None], list[tuple[Any, asyncio.Future[None]]]] = field(
+        default_factory=dict, repr=False
+    )
+    _group_writers: dict[Callable[..., None], asyncio.Task[None]] = field(
+        default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         self.workers = self.make_workers()
+
+    async def db_grouped(self, write_many: Callable[[Sequence[T]], None], item: T) -> None:
+        """Write `item` with the other items given meanwhile, in one call (group commit).
+
+        The first write starts at once; the items that arrive while it runs are written
+        together next, in one transaction, and so on. Each caller returns once its own item is
+        committed. If a group fails, its items are retried one by one, so that a bad item
+        fails only its own caller.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._grouped.setdefault(write_many, []).append((item, future))
+        if write_many not in self._group_writers:
+            self._group_writers[write_many] = asyncio.create_task(self._write_groups(write_many))
+        await future
+
+    async def _write_groups(self, write_many: Callable[[Sequence[Any]], None]) -> None:
+        try:
+            while group := self._grouped.pop(write_many, []):
+                try:
+                    await self.db(write_many, [item for item, _ in group])
+                except Exception:
+                    for item, future in group:
+                        await self._write_alone(write_many, item, future)
+                    continue
+                for _, future in group:
+                    if not future.done():  # its caller may have been cancelled meanwhile
+                        future.set_result(None)
+        finally:  # in the same step as the last (empty) look: a later item starts a new writer
+            del self._group_writers[write_many]
+
+    async def _write_alone(
+        self, write_many: Callable[[Sequence[Any]], None], item: Any, future: asyncio.Future[None]
+    ) -> None:
+        try:
+            await self.db(write_many, [item])
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(None)
 
     async def db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a store call on the database thread (one at a time, off the event loop)."""
@@ -90,6 +137,7 @@ class Runtime:
         await self.notice(key, message, active=False)
 
     async def close(self) -> None:
+        await asyncio.gather(*self._group_writers.values(), return_exceptions=True)
         await self.sender.close()
         self.workers.shutdown(wait=True, cancel_futures=True)
         self.db_thread.shutdown(wait=True)

@@ -201,6 +201,29 @@ class FeedState:
     polling: Polling = field(default_factory=Polling)
 
 
+_NOT_MODIFIED = (
+    feeds.update()
+    .where(feeds.c.name == sa.bindparam("b_name"))
+    .values(
+        url=sa.bindparam("b_url"),
+        last_polled_at=sa.bindparam("b_now"),
+        last_success_at=sa.bindparam("b_now"),
+        consecutive_failures=0,
+    )
+)
+
+
+@dataclass(frozen=True)
+class NotModified:
+    """A poll answered 304: the feed's bookkeeping, and its polling state when it changed."""
+
+    name: str
+    url: str
+    now: datetime
+    polling: Polling | None = None
+    previous: Polling | None = None  # what the store held, so only changed fields are written
+
+
 _POLLING_COLUMNS = [c for c in feed_polling.c if c.name != "name"]
 
 
@@ -360,11 +383,41 @@ class Store:
         polling: Polling | None = None,
         previous: Polling | None = None,
     ) -> None:
+        self.record_not_modified_many([NotModified(name, url, now, polling, previous)])
+
+    def record_not_modified_many(self, polls: Sequence[NotModified]) -> None:
+        """Record several 304 answers in one transaction (a pass's polls, grouped): one
+        executemany per statement shape, and the one-by-one path for feeds without rows."""
         with self._tx() as conn:
-            self._update_feed(
-                conn, name, url, last_polled_at=now, last_success_at=now, consecutive_failures=0
-            )
-            self._save_polling(conn, name, polling, previous)
+            rows = [{"b_name": p.name, "b_url": p.url, "b_now": p.now} for p in polls]
+            if conn.execute(_NOT_MODIFIED, rows).rowcount != len(rows):
+                for poll in polls:  # some feed has no row yet: create them, then write again
+                    self._touch_feed(conn, poll.name, poll.url)
+                conn.execute(_NOT_MODIFIED, rows)
+            shapes: dict[tuple[str, ...], list[NotModified]] = {}
+            for poll in polls:
+                if poll.polling is None:
+                    continue
+                if poll.previous is None:
+                    self._save_polling(conn, poll.name, poll.polling, None)
+                    continue
+                changed = tuple(
+                    c.name
+                    for c in _POLLING_COLUMNS
+                    if getattr(poll.polling, c.name) != getattr(poll.previous, c.name)
+                )
+                if changed:
+                    shapes.setdefault(changed, []).append(poll)
+            for columns, same in shapes.items():
+                update = feed_polling.update().where(feed_polling.c.name == sa.bindparam("b_name"))
+                update = update.values({c: sa.bindparam(f"b_{c}") for c in columns})
+                values = [
+                    {"b_name": p.name, **{f"b_{c}": getattr(p.polling, c) for c in columns}}
+                    for p in same
+                ]
+                if conn.execute(update, values).rowcount != len(values):
+                    for poll in same:  # a row went missing: write each whole, inserting if need be
+                        self._save_polling(conn, poll.name, poll.polling, None)
 
     def record_failure(
         self,

@@ -142,7 +142,33 @@ def test_defaults_apply_when_polling_bounds_are_left_out(tmp_path: Path) -> None
     config = load_config(write(tmp_path, MINIMAL))
     assert config.polling.backoff_cap == timedelta(hours=6)
     assert config.feeds[0].silent_after == timedelta(days=2)
+    assert config.feeds[0].failing_after == timedelta(hours=1)
     assert config.fetch.per_host == 4
+
+
+def test_a_feeds_failing_threshold_is_read(tmp_path: Path) -> None:
+    text = MINIMAL.replace("    interval: 2m\n", "    interval: 2m\n    failing_after: 30m\n")
+    config = load_config(write(tmp_path, text))
+    assert config.feeds[0].failing_after == timedelta(minutes=30)
+    assert config.feeds[1].failing_after == timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("never", "failing_after must be a duration"),
+        ("-5m", "must not be negative"),
+        ("soon", "not a duration: 'soon'"),
+    ],
+)
+def test_a_bad_failing_threshold_is_refused_with_its_line(
+    tmp_path: Path, value: str, reason: str
+) -> None:
+    text = MINIMAL.replace("    interval: 2m\n", f"    interval: 2m\n    failing_after: {value}\n")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=reason) as caught:
+        load_config(path)
+    assert caught.value.line == 9
 
 
 @pytest.mark.parametrize(

@@ -83,11 +83,16 @@ def test_a_revoked_token_stops_sending_and_keeps_every_alert_for_after_the_fix(
     assert "Pyeongtaek" in order[0] and "drill" in order[1]
 
 
-def test_a_failing_feed_is_told_after_three_polls_and_its_recovery_once(
+def test_a_feed_failing_past_its_threshold_is_told_once_and_its_recovery_once(
     tmp_path: Path, feed_server: FeedServer, slack_double: SlackDouble, clock: FixedClock
 ) -> None:
     feed_server.add_status("/wire.xml", 500)
-    config = write_config(tmp_path, {"wire": feed_server.url("/wire.xml")}, admin=True)
+    config = write_config(
+        tmp_path,
+        {"wire": feed_server.url("/wire.xml")},
+        admin=True,
+        feed_lines=("failing_after: 2h",),
+    )
 
     async def scenario() -> None:
         env_app = make_app(config, slack_double, clock)
@@ -104,7 +109,7 @@ def test_a_failing_feed_is_told_after_three_polls_and_its_recovery_once(
     asyncio.run(scenario())
     notices = [message_text(m) for m in slack_double.messages("#newswatch-ops")]
     assert len(notices) == 2
-    assert "wire has failed 3 polls in a row: HTTP 500" in notices[0]
+    assert "wire has been failing for 2 h (3 polls in a row): HTTP 500" in notices[0]
     assert "wire is polling again" in notices[1]
     assert TOKEN  # the double saw our token on every request
 

@@ -297,7 +297,107 @@ def test_a_failing_feed_backs_off_to_the_cap_is_told_once_and_recovers_on_its_ow
     assert max(delays) <= BACKOFF_CAP * 1.1 and delays[-1] >= BACKOFF_CAP * 0.9
     told = notices(slack_double)
     assert len(told) == 2
-    assert "failed 3 polls in a row: HTTP 500" in told[0] and "polling again" in told[1]
+    assert "wire has been failing for" in told[0] and "polls in a row): HTTP 500" in told[0]
+    assert "polling again" in told[1]
+
+
+# --- failing for longer than a threshold ---------------------------------------------------------
+
+
+def test_a_failing_feed_is_told_once_it_has_failed_for_its_threshold_not_after_a_count(
+    tmp_path: Path, feed_server: FeedServer, slack_double: SlackDouble, clock: FixedClock
+) -> None:
+    feed_server.add_status("/wire.xml", 500)
+    config = write_config(
+        tmp_path, {"wire": feed_server.url("/wire.xml")}, feed_lines=("failing_after: 10m",)
+    )
+    told_at: list[int] = []  # after which failed poll the notice was there
+
+    async def steps(app: App) -> None:
+        started = clock.now()
+        for poll in range(1, 7):
+            assert await once(app) == {"wire": "error"}
+            if notices(slack_double) and not told_at:
+                told_at.append(poll)
+                assert clock.now() - started >= timedelta(minutes=10)
+            elif not told_at:
+                assert clock.now() - started < timedelta(minutes=10)
+            wire = await state(app, "wire")
+            assert wire.polling.next_poll_at is not None
+            clock.set(wire.polling.next_poll_at)
+
+    run(config, slack_double, clock, steps)
+    # 1-minute interval, backoff 1, 2, 4, 8 min (±10 %): the fifth failure is past 10 minutes.
+    assert told_at == [5]
+    told = notices(slack_double)
+    assert len(told) == 1
+    assert "wire has been failing for 1" in told[0] and "(5 polls in a row): HTTP 500" in told[0]
+
+
+def test_a_feed_held_back_for_hours_is_told_by_the_tick_when_its_threshold_passes(
+    tmp_path: Path, feed_server: FeedServer, slack_double: SlackDouble, clock: FixedClock
+) -> None:
+    feed_server.add_status("/busy.xml", 503, headers={"Retry-After": "86400"})
+    feed_server.add("/other.xml", rss([item(clock)]))
+    config = write_config(
+        tmp_path,
+        {"busy": feed_server.url("/busy.xml"), "other": feed_server.url("/other.xml")},
+        feed_lines=("failing_after: 1h",),
+    )
+
+    async def steps(app: App) -> None:
+        await app.plan(timedelta(0))
+        assert await app.tick() == 2
+        await app.settle()
+        await app.drain()
+        assert notices(slack_double) == []  # one failure, just now
+        clock.advance(minutes=59)
+        await app.tick()
+        await app.settle()
+        await app.drain()
+        assert notices(slack_double) == []
+        clock.advance(minutes=2)  # an hour of failing; the next try is 23 hours away
+        await app.tick()
+        await app.settle()
+        await app.tick()  # told once, not on every tick
+        await app.drain()
+        told = notices(slack_double)
+        assert len(told) == 1
+        assert "busy has been failing for 1 h 1 min (1 poll in a row): HTTP 503" in told[0]
+        assert "next try at" in told[0]
+        feed_server.add("/busy.xml", rss([item(clock)]))
+        clock.advance(hours=24)
+        await app.tick()
+        await app.settle()
+        await app.drain()
+
+    run(config, slack_double, clock, steps)
+    assert len(feed_server.requests_for("/busy.xml")) == 2  # told without polling it again
+    told = notices(slack_double)
+    assert len(told) == 2 and "busy is polling again" in told[1]
+
+
+def test_run_once_tells_a_held_back_feed_failing_past_its_threshold(
+    tmp_path: Path, feed_server: FeedServer, slack_double: SlackDouble, clock: FixedClock
+) -> None:
+    feed_server.add_status("/busy.xml", 429, headers={"Retry-After": "86400"})
+    config = write_config(
+        tmp_path, {"busy": feed_server.url("/busy.xml")}, feed_lines=("failing_after: 2h",)
+    )
+
+    async def steps(app: App) -> None:
+        assert await once(app) == {"busy": "error"}
+        clock.advance(hours=1)
+        assert await once(app) == {"busy": "held"}
+        assert notices(slack_double) == []
+        clock.advance(hours=1)
+        assert await once(app) == {"busy": "held"}
+        assert await once(app) == {"busy": "held"}
+
+    run(config, slack_double, clock, steps)
+    assert len(feed_server.requests_for("/busy.xml")) == 1
+    told = notices(slack_double)
+    assert len(told) == 1 and "busy has been failing for 2 h (1 poll in a row): HTTP 429" in told[0]
 
 
 # --- feed hints ----------------------------------------------------------------------------------

@@ -11,7 +11,15 @@ import sqlalchemy as sa
 
 from bot.models import AlertContent, Article
 from bot.schedule import Polling
-from bot.store import MIGRATIONS, AlertCounts, Store, decode_content, encode_content, schema_version
+from bot.store import (
+    MIGRATIONS,
+    AlertCounts,
+    NotModified,
+    Store,
+    decode_content,
+    encode_content,
+    schema_version,
+)
 
 NOW = datetime(2025, 7, 31, 6, 0, tzinfo=UTC)
 
@@ -204,3 +212,29 @@ def test_polling_state_is_written_whole_the_first_time_and_then_by_its_changes(
     failing = replace(later, next_poll_reason="backoff", failing_since=NOW)
     assert store.record_failure("wire", "u", "HTTP 500", NOW, failing, previous=later) == 1
     assert store.feed_states()[0].polling == failing
+
+
+def test_a_group_of_304s_records_each_feed_new_or_known_with_its_own_changes(
+    store: Store,
+) -> None:
+    first = Polling(next_poll_at=NOW, next_poll_reason="interval")
+    store.record_not_modified("a", "ua", NOW, first, previous=None)
+    store.record_not_modified("b", "ub", NOW, first, previous=None)
+    later = NOW + timedelta(minutes=10)
+    a = replace(first, next_poll_at=later)
+    b = replace(first, next_poll_at=later + timedelta(seconds=7), next_poll_reason="feed hint")
+    c = replace(first, next_poll_at=later)
+    store.record_not_modified_many(
+        [
+            NotModified("a", "ua", later, a, previous=first),
+            NotModified("b", "ub2", later, b, previous=first),
+            NotModified("c", "uc", later, c, previous=Polling()),  # no rows at all yet
+            NotModified("d", "ud", later),  # nothing about its polling changed
+        ]
+    )
+    states = {s.name: s for s in store.feed_states()}
+    assert (states["a"].polling, states["b"].polling, states["c"].polling) == (a, b, c)
+    assert states["b"].url == "ub2" and states["d"].polling == Polling()
+    for name in "abcd":
+        assert states[name].last_polled_at == states[name].last_success_at == later
+        assert states[name].consecutive_failures == 0
