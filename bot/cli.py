@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from bot import __version__
 from bot.app import App, fetch_policy
@@ -19,6 +20,7 @@ from bot.config import Config, load_config
 from bot.errors import ConfigError, FeedError, NewswatchError
 from bot.explain import emphasized
 from bot.fetch import Fetcher, FetchPolicy
+from bot.health import feed_health, render_table, when
 from bot.models import FeedConfig, Rule
 from bot.normalize import normalize_entries
 from bot.parse import parse_feed
@@ -263,12 +265,14 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"parked {group.channel}: {group.count} alerts, {what}: {group.reason} "
                 f"(since {group.since.isoformat()}; `newswatch retry --channel {group.channel}`)"
             )
-        for state in store.feed_states():
-            status = "failing" if state.consecutive_failures else "ok"
-            last = state.last_success_at.isoformat() if state.last_success_at else "never"
-            line = f"feed {state.name}: {status}, last success {last}, seen {state.articles_seen}"
-            if state.last_error and state.consecutive_failures:
-                line += f", {state.consecutive_failures} failures, last error: {state.last_error}"
+        tz = ZoneInfo(config.display_timezone)
+        for row in feed_health(config.feeds, store.feed_states(), SystemClock().now()):
+            line = f"feed {row.name}: {row.status}, last success {when(row.last_success, tz)}"
+            line += f", seen {row.articles_seen}"
+            if row.failures:
+                line += f", {row.failures} failures"
+            if row.last_error:
+                line += f", last error: {row.last_error}"
             print(line)
         for key, message in store.active_notices():
             print(f"problem [{key}]: {message}")
@@ -279,7 +283,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_feeds(args: argparse.Namespace) -> int:
     """The feed health table: status, last success and error, failures, next poll, articles."""
-    from bot.health import feed_health, render_table
     from bot.store import Store
 
     config = load_config(args.config)
@@ -288,5 +291,5 @@ def cmd_feeds(args: argparse.Namespace) -> int:
         rows = feed_health(config.feeds, store.feed_states(), SystemClock().now())
     finally:
         store.close()
-    print(render_table(rows), end="")
+    print(render_table(rows, ZoneInfo(config.display_timezone)), end="")
     return 0

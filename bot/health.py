@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from bot.models import FeedConfig
 from bot.schedule import Polling, silent_for
@@ -64,8 +64,8 @@ def _row(feed: FeedConfig, state: FeedState | None, now: datetime) -> FeedHealth
     )
 
 
-def render_table(rows: Sequence[FeedHealth]) -> str:
-    """A plain-text table (times in UTC); errors and moved URLs on an indented line below."""
+def render_table(rows: Sequence[FeedHealth], tz: tzinfo = UTC) -> str:
+    """A plain-text table (times in `tz`); errors and moved URLs on an indented line below."""
     cells = [HEADERS]
     for row in rows:
         if row.status == "disabled":
@@ -73,12 +73,13 @@ def render_table(rows: Sequence[FeedHealth]) -> str:
         elif row.next_poll is None:
             next_poll = "at start"
         else:
-            next_poll = _when(row.next_poll) + (f" ({row.next_reason})" if row.next_reason else "")
+            reason = f" ({row.next_reason})" if row.next_reason else ""
+            next_poll = when(row.next_poll, tz) + reason
         cells.append(
             (
                 row.name,
                 row.status,
-                _when(row.last_success),
+                when(row.last_success, tz),
                 str(row.failures),
                 next_poll,
                 str(row.articles_seen),
@@ -98,5 +99,6 @@ def render_table(rows: Sequence[FeedHealth]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _when(moment: datetime | None) -> str:
-    return "never" if moment is None else f"{moment:%Y-%m-%d %H:%M} UTC"
+def when(moment: datetime | None, tz: tzinfo = UTC) -> str:
+    """A time as the table shows it: minutes, in `tz`, with the zone's abbreviation."""
+    return "never" if moment is None else f"{moment.astimezone(tz):%Y-%m-%d %H:%M %Z}"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from bot.app import App
 from bot.clock import FixedClock
-from bot.health import feed_health, render_table
+from bot.health import FeedHealth, feed_health, render_table
 from bot.models import FeedConfig
 from bot.store import Store
 from tests.e2e import Item, rss
@@ -69,3 +70,11 @@ def test_the_health_table_shows_every_feeds_state(
     assert lines[0].split()[:2] == ["FEED", "STATUS"] and "NEXT POLL" in lines[0]
     assert any(line.startswith("broken ") and "failing" in line for line in lines)
     assert any(line.startswith("new-feed ") and "never polled" in line for line in lines)
+
+
+def test_the_table_shows_times_in_the_display_timezone() -> None:
+    at = datetime(2025, 7, 31, 6, 0, tzinfo=UTC)
+    row = FeedHealth("wire", "ok", at, None, 0, at + timedelta(minutes=10), "interval", 3, None)
+    table = render_table([row], ZoneInfo("Asia/Seoul"))
+    assert "2025-07-31 15:00 KST" in table and "2025-07-31 15:10 KST (interval)" in table
+    assert "2025-07-31 06:00 UTC" in render_table([row])
