@@ -1,0 +1,182 @@
+"""The schema: tables, the UTC datetime type, and the append-only list of migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, whatever the backend stores."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version", metadata, sa.Column("version", sa.Integer, primary_key=True)
+)
+
+feeds = sa.Table(
+    "feeds",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("first_polled_at", UTCDateTime),
+    sa.Column("last_polled_at", UTCDateTime),
+    sa.Column("last_success_at", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_error_at", UTCDateTime),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("articles_seen", sa.Integer, nullable=False, server_default="0"),
+)
+
+seen_articles = sa.Table(
+    "seen_articles",
+    metadata,
+    sa.Column("feed", sa.String(64), primary_key=True),
+    sa.Column("feed_key", sa.Text, primary_key=True),
+    sa.Column("cross_key", sa.Text, nullable=False),
+    sa.Column("first_seen_at", UTCDateTime, nullable=False),
+    sa.Index("ix_seen_cross_key", "cross_key"),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("channel", sa.String(100), nullable=False),
+    sa.Column("cross_key", sa.Text, nullable=False),
+    sa.Column("feed", sa.String(64), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),  # AlertContent as JSON
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("slack_ts", sa.String(64)),
+    sa.Column("slack_channel_id", sa.String(32)),
+    # version 3: attempt metadata, parking, the unknown-outcome state
+    sa.Column("last_attempt_at", UTCDateTime),
+    sa.Column("unknown_since", UTCDateTime),  # an attempt may have posted: reconcile first
+    sa.Column("parked_reason", sa.Text),  # status "parked": Slack refused it for good
+    sa.Column("parked_scope", sa.String(16)),  # "channel" (holds the route) or "message"
+    sa.Column("parked_config", sa.String(64)),  # configuration fingerprint when parked
+    sa.Column("parked_at", UTCDateTime),
+    sa.Column("kind", sa.String(16)),  # "notice": an operational notice; else (NULL) an alert
+    sa.UniqueConstraint("channel", "cross_key", name="uq_alert_channel_article"),
+    sa.Index("ix_alerts_due", "status", "next_attempt_at"),
+)
+
+notices = sa.Table(
+    "notices",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+)
+
+rule_snapshots = sa.Table(
+    "rule_snapshots",
+    metadata,
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("saved_at", UTCDateTime, nullable=False),
+)
+
+
+slack_channels = sa.Table(
+    "slack_channels",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),  # as configured, e.g. "#news"
+    sa.Column("channel_id", sa.String(32), nullable=False),  # as Slack answered, e.g. "C0123"
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+ALERT_COLUMNS_V3 = (
+    "last_attempt_at",
+    "unknown_since",
+    "parked_reason",
+    "parked_scope",
+    "parked_config",
+    "parked_at",
+    "kind",
+)
+
+feed_polling = sa.Table(
+    "feed_polling",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("effective_url", sa.Text),
+    sa.Column("moved_to", sa.Text),
+    sa.Column("moved_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_poll_at", UTCDateTime),
+    sa.Column("next_poll_reason", sa.String(32)),
+    sa.Column("disabled_reason", sa.Text),
+    sa.Column("last_new_at", UTCDateTime),
+    sa.Column("failing_since", UTCDateTime),
+)
+
+
+def _migration_1(conn: Connection) -> None:
+    """The first schema: every table above as it stands at version 1."""
+    metadata.create_all(conn, tables=[feeds, seen_articles, alerts, notices, rule_snapshots])
+
+
+def _migration_2(conn: Connection) -> None:
+    """How each feed is polled: effective URL, next poll and why, 410 reason, failure run."""
+    metadata.create_all(conn, tables=[feed_polling])
+
+
+def _add_missing_columns(conn: Connection, table: sa.Table, names: Sequence[str]) -> None:
+    """ALTER TABLE ADD COLUMN for each (nullable) column a database made earlier lacks."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+    for name in names:
+        if name not in have:
+            kind = table.c[name].type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
+
+
+def _migration_3(conn: Connection) -> None:
+    """Delivery: attempt metadata, parked alerts, the unknown-outcome state, channel IDs."""
+    _add_missing_columns(conn, alerts, ALERT_COLUMNS_V3)
+    slack_channels.create(conn, checkfirst=True)
+
+
+# Append-only: a migration, once released, is never edited; the next change is a new number.
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
+    (1, _migration_1),
+    (2, _migration_2),
+    (3, _migration_3),
+)
+
+
+def migrate(conn: Connection) -> int:
+    """Apply, in order, every migration above the database's version; returns the version."""
+    schema_version.create(conn, checkfirst=True)
+    current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+    for version, step in MIGRATIONS:
+        if version > current:
+            step(conn)
+            conn.execute(schema_version.insert().values(version=version))
+            current = version
+    return current
