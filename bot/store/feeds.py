@@ -17,6 +17,8 @@ from bot.store.schema import feed_polling, feeds
 
 @dataclass(frozen=True)
 class FeedState:
+    """What the bot has learned about one feed: validators, last success and error, counts."""
+
     name: str
     url: str
     etag: str | None

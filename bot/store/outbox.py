@@ -20,6 +20,8 @@ from bot.store.schema import alerts, feeds, seen_articles, slack_channels
 
 @dataclass(frozen=True)
 class PendingAlert:
+    """An alert or notice in the outbox that is due: what to post, where, and its history."""
+
     id: int
     channel: str
     content: AlertContent
@@ -31,6 +33,8 @@ class PendingAlert:
 
 @dataclass(frozen=True)
 class AlertCounts:
+    """How many alerts wait, went out, or are parked (queued notices left out)."""
+
     pending: int
     sent: int
     parked: int = 0
