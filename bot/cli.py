@@ -20,7 +20,7 @@ from bot.config import Config, load_config
 from bot.errors import ConfigError, FeedError, NewswatchError
 from bot.explain import emphasized
 from bot.fetch import Fetcher, FetchPolicy
-from bot.health import feed_health, render_table, when
+from bot.health import feed_health, pages_line, render_table, when
 from bot.models import FeedConfig, Rule
 from bot.normalize import normalize_entries
 from bot.parse import parse_feed
@@ -266,13 +266,16 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"(since {group.since.isoformat()}; `newswatch retry --channel {group.channel}`)"
             )
         tz = ZoneInfo(config.display_timezone)
-        for row in feed_health(config.feeds, store.feed_states(), SystemClock().now()):
+        pages = store.page_counts()
+        for row in feed_health(config.feeds, store.feed_states(), SystemClock().now(), pages):
             line = f"feed {row.name}: {row.status}, last success {when(row.last_success, tz)}"
             line += f", seen {row.articles_seen}"
             if row.failures:
                 line += f", {row.failures} failures"
             if row.last_error:
                 line += f", last error: {row.last_error}"
+            if row.pages.fetched:
+                line += f", full text: {pages_line(row.pages)}"
             print(line)
         for key, message in store.active_notices():
             print(f"problem [{key}]: {message}")
@@ -288,7 +291,9 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     store = Store.open(config.database)
     try:
-        rows = feed_health(config.feeds, store.feed_states(), SystemClock().now())
+        rows = feed_health(
+            config.feeds, store.feed_states(), SystemClock().now(), store.page_counts()
+        )
     finally:
         store.close()
     print(render_table(rows, ZoneInfo(config.display_timezone)), end="")

@@ -17,6 +17,7 @@ OWNERS = {
     "sqlalchemy": "store/",
     "apscheduler": "scheduler.py",
     "yaml": "yamlfile.py",
+    "trafilatura": "extract.py",
 }
 PURE = (
     "textnorm.py",
