@@ -110,8 +110,15 @@ class Fetcher:
         self._in_flight = 0
 
     async def fetch(
-        self, feed_name: str, url: str, *, etag: str | None, last_modified: str | None
+        self,
+        feed_name: str,
+        url: str,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        untrusted: bool = False,
     ) -> FetchResult:
+        """A feed; `untrusted` for a URL that came from content (a page's feed link)."""
         return await self._limited(
             url,
             fetch(
@@ -121,6 +128,7 @@ class Fetcher:
                 etag=etag,
                 last_modified=last_modified,
                 policy=self.policy,
+                untrusted=untrusted,
             ),
         )
 
@@ -142,6 +150,7 @@ class Fetcher:
                 last_modified=None,
                 policy=policy,
                 untrusted=True,
+                accept=ACCEPT_PAGE,
             ),
         )
 
@@ -177,6 +186,7 @@ async def fetch(
     last_modified: str | None,
     policy: FetchPolicy,
     untrusted: bool = False,
+    accept: str | None = None,
 ) -> FetchResult:
     """Fetch `url` (http(s) or an absolute local path); every failure is a FetchError.
 
@@ -187,7 +197,7 @@ async def fetch(
         async with asyncio.timeout(policy.deadline):
             if url.startswith("/") and not url.startswith("//") and not untrusted:
                 return await asyncio.to_thread(_read_file, url, policy.max_bytes)
-            return await _fetch_http(client, url, etag, last_modified, policy, untrusted)
+            return await _fetch_http(client, url, etag, last_modified, policy, untrusted, accept)
     except TimeoutError:
         reason = f"no complete response within the {policy.deadline:g} s deadline"
         raise FetchError(feed_name, url, reason) from None
@@ -225,13 +235,14 @@ async def _fetch_http(
     last_modified: str | None,
     policy: FetchPolicy,
     untrusted: bool = False,
+    accept: str | None = None,
 ) -> FetchResult:
     current = httpx.URL(url)
     if current.scheme not in ("http", "https") or not current.host:
         raise _Refused(f"not an http(s) URL or an absolute file path: {url!r}")
     headers = {"User-Agent": policy.user_agent, "Accept-Encoding": ACCEPT_ENCODING}
-    if untrusted:
-        headers["Accept"] = ACCEPT_PAGE
+    if accept is not None:
+        headers["Accept"] = accept
     if etag is not None:
         headers["If-None-Match"] = etag  # byte-identical, quotes and W/ kept
     if last_modified is not None:
