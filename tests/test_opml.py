@@ -13,6 +13,7 @@ from bot.config import load_config
 from bot.errors import SourceError
 from bot.models import FeedConfig
 from bot.opml import OpmlFeed, read_opml, write_opml
+from tests.feedserver import FeedServer
 
 REPO = Path(__file__).resolve().parents[1]
 OPML = Path(__file__).parent / "data" / "opml"
@@ -90,6 +91,23 @@ XXE = b"""<?xml version="1.0"?>
 def test_entity_expansion_and_external_entities_are_refused(data: bytes) -> None:
     with pytest.raises(SourceError, match="refused unsafe XML"):
         read_opml(data, "evil.opml")
+
+
+def test_an_external_dtd_or_parameter_entity_is_never_fetched(feed_server: FeedServer) -> None:
+    dtd = feed_server.url("/evil.dtd")
+    feed_server.add("/evil.dtd", b'<!ENTITY leak "leaked">')
+    external = (
+        f'<?xml version="1.0"?><!DOCTYPE opml SYSTEM "{dtd}">'
+        '<opml version="2.0"><body><outline xmlUrl="https://x.example/rss"/></body></opml>'
+    ).encode()
+    parameter = (
+        f'<?xml version="1.0"?><!DOCTYPE opml [<!ENTITY % p SYSTEM "{dtd}"> %p;]>'
+        "<opml version='2.0'><body/></opml>"
+    ).encode()
+    for data in (external, parameter):
+        with pytest.raises(SourceError, match="refused unsafe XML"):
+            read_opml(data, "evil.opml")
+    assert feed_server.requests == []
 
 
 def copy_config(tmp_path: Path) -> Path:

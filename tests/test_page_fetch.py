@@ -61,12 +61,17 @@ def test_a_link_to_loopback_is_fetched_only_when_allow_private_admits_it(
 @pytest.mark.parametrize(
     "host",
     [
+        "127.0.0.1",
         "10.0.0.1",
         "172.16.5.4",
         "192.168.1.1",
         "169.254.169.254",
         "100.64.0.1",
+        "0.0.0.0",
         "[::1]",
+        "[::ffff:127.0.0.1]",
+        "[64:ff9b::a9fe:a9fe]",
+        "[2002:7f00:1::]",
         "[fd00::1]",
     ],
 )
@@ -125,7 +130,9 @@ def test_a_redirect_to_a_name_resolving_privately_is_refused_on_that_hop(
     assert feed_server.requests_for("/admin") == []
 
 
-@pytest.mark.parametrize("url", ["/etc/passwd", "file:///etc/passwd", "ftp://news.example/a"])
+@pytest.mark.parametrize(
+    "url", ["/etc/passwd", "file:///etc/passwd", "ftp://news.example/a", "gopher://news.example/"]
+)
 def test_a_link_that_is_not_http_is_refused(url: str) -> None:
     assert "not an http(s) URL" in page_refused(url, FetchPolicy(deadline=2.0)).reason
 
