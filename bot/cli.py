@@ -368,7 +368,10 @@ def _choose(args: argparse.Namespace, links: Sequence[FeedLink]) -> FeedLink:
         )
     print(f"{args.url} links {len(links)} feeds:\n{listing}")
     while True:
-        answer = input(f"which one (1-{len(links)})? ").strip()
+        try:
+            answer = input(f"which one (1-{len(links)})? ").strip()
+        except EOFError:
+            raise SourceError(args.url, "no feed chosen") from None
         if answer.isdigit() and 1 <= int(answer) <= len(links):
             return links[int(answer) - 1]
 

@@ -121,12 +121,14 @@ async def fill_full_text(
         sum(1 for p in fresh if p.text is None),
         len(articles) - len(fresh),
     )
-    changed = {}
-    for article in articles:
+    changed: dict[str, Article] = {}  # by feed key: a story twice in one feed gets it twice
+    for candidate in processed.candidates:
+        article = candidate.article
         page = pages.get(article.cross_key)
-        better = with_text(article, page.text if page is not None else None)
-        if better is not None:
-            changed[article.cross_key] = better
+        if article.feed_key in unseen and page is not None:
+            better = with_text(article, page.text)
+            if better is not None:
+                changed[article.feed_key] = better
     if not changed:
         return processed
     try:
@@ -134,11 +136,8 @@ async def fill_full_text(
     except BrokenExecutor:
         log.warning("feed=%s full text not matched: a worker process died", feed.name)
         return processed
-    by_key = {c.article.cross_key: c for c in rematched}
-    candidates = tuple(
-        by_key.get(c.article.cross_key, c) if c.article.feed_key in unseen else c
-        for c in processed.candidates
-    )
+    by_key = {c.article.feed_key: c for c in rematched}
+    candidates = tuple(by_key.get(c.article.feed_key, c) for c in processed.candidates)
     return replace(processed, candidates=candidates)
 
 

@@ -117,6 +117,28 @@ def test_each_article_page_is_fetched_once_only_for_new_articles_and_across_feed
     assert len(slack_double.messages("#korea-security")) == 2  # one per article, not per feed
 
 
+def test_a_story_twice_in_one_feed_is_fetched_once_and_both_entries_are_seen(
+    tmp_path: Path, feed_server: FeedServer, slack_double: SlackDouble, clock: FixedClock
+) -> None:
+    feed_server.add("/story/1", article_page("Allies hold talks", KEY_SENTENCE), headers=HTML)
+    link = feed_server.url("/story/1")
+    feed_server.add("/wire.xml", rss([teaser(clock, "t-1", link), teaser(clock, "t-1b", link)]))
+    config = full_text_config(tmp_path, {"wire": feed_server.url("/wire.xml")})
+    run_polls(config, slack_double, clock)
+    feed_server.add(
+        "/wire.xml", rss([teaser(clock, "t-1", link), teaser(clock, "t-1b", link)]), etag='"again"'
+    )
+    run_polls(config, slack_double, clock)
+    assert len(feed_server.requests_for("/story/1")) == 1
+    messages = slack_double.messages("#korea-security")
+    assert len(messages) == 1 and "humphreys" in message_text(messages[0])
+    store = Store.open(tmp_path / "state.db")
+    try:
+        assert store.unseen("wire", ["t-1", "t-1b"]) == set()
+    finally:
+        store.close()
+
+
 def test_on_a_first_poll_articles_before_the_backlog_window_get_no_page(
     tmp_path: Path, feed_server: FeedServer, slack_double: SlackDouble, clock: FixedClock
 ) -> None:
