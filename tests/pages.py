@@ -14,9 +14,12 @@ FILLER = (
 )
 
 
-def article_page(headline: str, *paragraphs: str) -> str:
-    """A news page: site header and menu, the article, related links, a footer, a cookie bar."""
-    body = "\n".join(f"      <p>{escape(p)}</p>" for p in (*FILLER, *paragraphs))
+def article_page(headline: str, *paragraphs: str, filler: bool = True) -> str:
+    """A news page: site header and menu, the article, related links, a footer, a cookie bar;
+    two paragraphs of filler before `paragraphs` unless `filler` is false."""
+    body = "\n".join(
+        f"      <p>{escape(p)}</p>" for p in (*(FILLER if filler else ()), *paragraphs)
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

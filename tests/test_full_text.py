@@ -12,10 +12,11 @@ import pytest
 from bot.cli import main
 from bot.clock import FixedClock
 from bot.store import Store
-from tests.e2e import Item, make_app, message_text, rss, write_config
+from tests.e2e import Item, make_app, message_text, rss, sample_item, write_config
 from tests.factories import write
 from tests.feedserver import FeedServer
 from tests.pages import HTML, article_page, page_without_text
+from tests.shared import SAMPLE_ARTICLE, need
 from tests.slackdouble import SlackDouble
 
 pytestmark = pytest.mark.timeout(120)
@@ -223,3 +224,33 @@ def test_a_link_to_a_private_address_is_never_fetched(
     assert (fetched, failed) == (3, 3) and "is not a public address" in (last or "")
     texts = [message_text(m) for m in slack_double.messages("#korea-security")]
     assert len(texts) == 3 and not any("humphreys" in t for t in texts)
+
+
+@pytest.mark.parametrize("full_text", [True, False])
+def test_the_real_sample_article_behind_a_headline_only_feed_alerts_with_full_text(
+    tmp_path: Path,
+    feed_server: FeedServer,
+    slack_double: SlackDouble,
+    clock: FixedClock,
+    full_text: bool,
+) -> None:
+    """The shipped rules on the real sample article (read in place), served as a web page;
+    the feed gives its headline only."""
+    sample = sample_item(need(SAMPLE_ARTICLE), clock.now() - timedelta(minutes=5))
+    sentences = [s.strip() + "." for s in sample.body.split(". ") if s.strip()]
+    feed_server.add("/story", article_page(sample.title, *sentences, filler=False), headers=HTML)
+    headline = Item("s-1", sample.title, "", sample.published, link=feed_server.url("/story"))
+    feed_server.add("/wire.xml", rss([headline]))
+    config = write_config(
+        tmp_path,
+        {"wire": feed_server.url("/wire.xml")},
+        feed_lines=(f"full_text: {'true' if full_text else 'false'}",),
+    )
+    run_polls(config, slack_double, clock)
+    messages = slack_double.messages("#korea-security")
+    if full_text:
+        assert len(messages) == 1
+        text = message_text(messages[0])
+        assert "usfk-troop-levels" in text and "opcon-transfer" in text
+    else:
+        assert messages == []
