@@ -38,7 +38,7 @@ def feed_links(page: str, base_url: str) -> list[FeedLink]:
 
 def decode_page(body: bytes, content_type: str | None) -> str:
     """HTML bytes as text: the charset of the Content-Type, else of a `<meta>`, else UTF-8."""
-    for candidate in (_header_charset(content_type), _meta_charset(body[:4096]), "utf-8"):
+    for candidate in (header_charset(content_type), _meta_charset(body[:4096]), "utf-8"):
         if candidate:
             try:
                 codecs.lookup(candidate)
@@ -48,7 +48,8 @@ def decode_page(body: bytes, content_type: str | None) -> str:
     return body.decode("utf-8", errors="replace")
 
 
-def _header_charset(content_type: str | None) -> str | None:
+def header_charset(content_type: str | None) -> str | None:
+    """The `charset=` of a Content-Type header, if it names one."""
     for part in (content_type or "").split(";")[1:]:
         name, _, value = part.partition("=")
         if name.strip().lower() == "charset":

@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bot.dedup import within_backlog
+from bot.discover import header_charset
 from bot.errors import FetchError
 from bot.extract import main_text
 from bot.fetch import Fetcher
@@ -58,6 +59,18 @@ def page_type_refused(headers: Mapping[str, str]) -> str | None:
     if not kind or kind in PAGE_TYPES:
         return None
     return f"not a web page (Content-Type {kind})"
+
+
+def page_input(body: bytes, headers: Mapping[str, str]) -> bytes | str:
+    """The page as the extractor should read it: decoded by the charset the server declared,
+    else bytes for the extractor to decode by the page's own `<meta>` or by guessing."""
+    charset = header_charset(headers.get("content-type"))
+    if charset:
+        try:
+            return body.decode(charset, errors="replace")
+        except LookupError:
+            pass
+    return body
 
 
 def with_text(article: Article, text: str | None) -> Article | None:
@@ -159,7 +172,7 @@ async def _page(rt: Runtime, fetcher: Fetcher, feed: FeedConfig, article: Articl
         refused = page_type_refused(fetched.headers)
         if refused is not None:
             return ArticlePage(article.cross_key, None, refused)
-        text = await rt.cpu(main_text, fetched.body, fetched.url)
+        text = await rt.cpu(main_text, page_input(fetched.body, fetched.headers), fetched.url)
     except FetchError as exc:
         log.info("feed=%s page %s not fetched: %s", feed.name, article.link, exc.reason)
         return ArticlePage(article.cross_key, None, exc.reason)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.extract import MAX_TEXT_CHARS, main_text
-from bot.fulltext import page_type_refused, wanted, with_text
+from bot.fulltext import page_input, page_type_refused, wanted, with_text
 from bot.models import Candidate
 from tests.factories import article
 from tests.pages import FILLER, article_page, page_without_text
@@ -87,3 +87,14 @@ def test_pages_are_wanted_for_new_linked_articles_once_per_cross_feed_key() -> N
     assert later == [fresh, old]
     first = wanted(candidates, unseen, first_poll=True, backlog=timedelta(hours=24), now=NOW)
     assert first == [fresh]  # outside the backlog window it cannot alert: no page for it
+
+
+def test_a_page_whose_charset_only_the_server_declares_is_read_in_it() -> None:
+    sentence = "주한미군 감축 문제가 한미 국방장관 회담의 주요 의제로 다뤄졌다고 국방부가 밝혔다."
+    page = article_page("한미 국방장관 회담", sentence, sentence.replace("감축", "순환배치"))
+    body = page.replace('<meta charset="utf-8">', "").encode("euc-kr", errors="ignore")
+    declared = page_input(body, {"content-type": "text/html; charset=EUC-KR"})
+    text = main_text(declared)
+    assert text is not None and "주한미군 감축" in text
+    assert page_input(body, {"content-type": "text/html"}) == body  # left to the extractor
+    assert page_input(body, {"content-type": "text/html; charset=nonsense"}) == body
