@@ -17,12 +17,16 @@ from bot import __version__
 from bot.app import App, fetch_policy
 from bot.clock import SystemClock
 from bot.config import Config, load_config
-from bot.errors import ConfigError, FeedError, NewswatchError
+from bot.configedit import NewFeed
+from bot.discover import FeedLink
+from bot.errors import ConfigError, FeedError, NewswatchError, SourceError
 from bot.explain import emphasized
+from bot.feedsetup import Found, add_feed, import_opml, url_key
 from bot.fetch import Fetcher, FetchPolicy
-from bot.health import feed_health, render_table, when
+from bot.health import feed_health, pages_line, render_table, when
 from bot.models import FeedConfig, Rule
 from bot.normalize import normalize_entries
+from bot.opml import write_opml
 from bot.parse import parse_feed
 from bot.rules import load_library
 from bot.work import matches_for
@@ -86,6 +90,22 @@ def _parser() -> argparse.ArgumentParser:
     retry.set_defaults(func=cmd_retry)
     feeds = sub.add_parser("feeds", help="each feed's health and when it is polled next")
     feeds.set_defaults(func=cmd_feeds)
+    feeds_sub = feeds.add_subparsers(dest="feeds_command")
+    add = feeds_sub.add_parser("add", help="add a feed, or the feed a site's page links")
+    add.add_argument("url", metavar="URL", help="a feed's URL or a site's home page")
+    add.add_argument("--name", help="name in config.yaml (default: from the feed's title)")
+    pick = add.add_mutually_exclusive_group()
+    pick.add_argument("--pick", type=int, metavar="N", help="the N-th feed the page links")
+    pick.add_argument("--choose", metavar="FEED_URL", help="the feed the page links at FEED_URL")
+    add.add_argument("--full-text", action="store_true", help="set full_text: true")
+    add.set_defaults(func=cmd_feeds_add)
+    imp = feeds_sub.add_parser("import", help="add the feeds of an OPML file")
+    imp.add_argument("file", type=Path, metavar="FILE.opml")
+    imp.add_argument("--full-text", action="store_true", help="set full_text: true on each")
+    imp.set_defaults(func=cmd_feeds_import)
+    exp = feeds_sub.add_parser("export", help="write the feeds as OPML 2.0")
+    exp.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    exp.set_defaults(func=cmd_feeds_export)
     return parser
 
 
@@ -266,13 +286,16 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"(since {group.since.isoformat()}; `newswatch retry --channel {group.channel}`)"
             )
         tz = ZoneInfo(config.display_timezone)
-        for row in feed_health(config.feeds, store.feed_states(), SystemClock().now()):
+        pages = store.page_counts()
+        for row in feed_health(config.feeds, store.feed_states(), SystemClock().now(), pages):
             line = f"feed {row.name}: {row.status}, last success {when(row.last_success, tz)}"
             line += f", seen {row.articles_seen}"
             if row.failures:
                 line += f", {row.failures} failures"
             if row.last_error:
                 line += f", last error: {row.last_error}"
+            if row.pages.fetched:
+                line += f", full text: {pages_line(row.pages)}"
             print(line)
         for key, message in store.active_notices():
             print(f"problem [{key}]: {message}")
@@ -288,8 +311,87 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     store = Store.open(config.database)
     try:
-        rows = feed_health(config.feeds, store.feed_states(), SystemClock().now())
+        rows = feed_health(
+            config.feeds, store.feed_states(), SystemClock().now(), store.page_counts()
+        )
     finally:
         store.close()
     print(render_table(rows, ZoneInfo(config.display_timezone)), end="")
+    return 0
+
+
+def cmd_feeds_add(args: argparse.Namespace) -> int:
+    """Find the feed (autodiscovery on a page), fetch it once to check it, add it."""
+    config = load_config(args.config)
+
+    async def go() -> tuple[NewFeed, Found]:
+        fetcher = Fetcher(fetch_policy(config))
+        try:
+            return await add_feed(
+                config,
+                fetcher,
+                args.url,
+                name=args.name,
+                choose=lambda links: _choose(args, links),
+                full_text=args.full_text,
+            )
+        finally:
+            await fetcher.aclose()
+
+    new, found = asyncio.run(go())
+    where = f" (found on {found.page})" if found.page else ""
+    print(f"added feed {new.name}: {new.url}{where}")
+    print(f"    {found.title or '(untitled)'}, {found.entries} entries now; in {config.path}")
+    return 0
+
+
+def _choose(args: argparse.Namespace, links: Sequence[FeedLink]) -> FeedLink:
+    """One of several feeds a page links: by --pick or --choose, else asked on a terminal."""
+    listing = "\n".join(
+        f"  {n}. {link.title or '(untitled)'}  {link.url}" for n, link in enumerate(links, 1)
+    )
+    pick: int | None = args.pick
+    if pick is not None:
+        if 1 <= pick <= len(links):
+            return links[pick - 1]
+        raise SourceError(args.url, f"--pick {pick}: choose 1 to {len(links)}:\n{listing}")
+    if args.choose is not None:
+        for link in links:
+            if url_key(link.url) == url_key(args.choose):
+                return link
+        raise SourceError(args.url, f"--choose: the page links no such feed:\n{listing}")
+    if not sys.stdin.isatty():
+        raise SourceError(
+            args.url,
+            f"the page links {len(links)} feeds; choose one with --pick N or --choose URL:\n"
+            + listing,
+        )
+    print(f"{args.url} links {len(links)} feeds:\n{listing}")
+    while True:
+        try:
+            answer = input(f"which one (1-{len(links)})? ").strip()
+        except EOFError:
+            raise SourceError(args.url, "no feed chosen") from None
+        if answer.isdigit() and 1 <= int(answer) <= len(links):
+            return links[int(answer) - 1]
+
+
+def cmd_feeds_import(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    result = import_opml(config, args.file, full_text=args.full_text)
+    for new in result.added:
+        print(f"added {new.name}: {new.url}")
+    for entry, why in result.skipped:
+        print(f"skipped {entry.title or entry.url}: {why}")
+    print(f"{len(result.added)} added, {len(result.skipped)} skipped; in {config.path}")
+    return 0
+
+
+def cmd_feeds_export(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    text = write_opml(config.feeds, SystemClock().now())
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
     return 0

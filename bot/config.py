@@ -80,7 +80,7 @@ TOP_KEYS = {
     "aliases",
 }
 SLACK_KEYS = {"default_channel", "admin_channel", "rate", "burst", "retry_base"}
-FEED_KEYS = {"name", "url", "interval", "backlog", "silent_after", "failing_after"}
+FEED_KEYS = {"name", "url", "interval", "backlog", "silent_after", "failing_after", "full_text"}
 FETCH_KEYS = {"deadline", "max_bytes", "allow_private", "concurrency", "per_host"}
 POLLING_KEYS = {"backoff_cap", "retry_after_cap", "hint_cap"}
 
@@ -248,7 +248,12 @@ class _ConfigReader:
             )
         if "failing_after" in item:
             failing_after = self.duration(item["failing_after"], "feeds", index, "failing_after")
-        return FeedConfig(name, url, interval, backlog, silent_after, failing_after)
+        full_text = item.get("full_text", False)
+        if not isinstance(full_text, bool):
+            raise self.fail(
+                f"feed {name!r}: full_text must be true or false", "feeds", index, "full_text"
+            )
+        return FeedConfig(name, url, interval, backlog, silent_after, failing_after, full_text)
 
     def polling(self, value: Any) -> SchedulePolicy:
         polling = self.mapping(value, POLLING_KEYS, "polling")

@@ -139,3 +139,13 @@ class SlackCredentialError(SlackPermanentError):
 
 class StoreError(NewswatchError):
     """The database cannot be opened or migrated."""
+
+
+class SourceError(NewswatchError):
+    """A file or page given to a `feeds` command cannot be used (malformed OPML, no feed found,
+    a duplicate); names the file or URL."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")

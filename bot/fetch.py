@@ -9,10 +9,11 @@ import re
 import socket
 import stat
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,6 +32,9 @@ ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 )
+ACCEPT_PAGE = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"  # an article's web page
+PAGE_DEADLINE = 15.0  # seconds for one article page, whatever the feeds' deadline
+PAGE_MAX_BYTES = 2 * 1024 * 1024  # an article page larger than this is not read
 ACCEPT_ENCODING = "gzip, deflate"  # the two we decode ourselves, with a size cap
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECTS = frozenset({301, 308})
@@ -106,8 +110,51 @@ class Fetcher:
         self._in_flight = 0
 
     async def fetch(
-        self, feed_name: str, url: str, *, etag: str | None, last_modified: str | None
+        self,
+        feed_name: str,
+        url: str,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        untrusted: bool = False,
     ) -> FetchResult:
+        """A feed; `untrusted` for a URL that came from content (a page's feed link)."""
+        return await self._limited(
+            url,
+            fetch(
+                self._client,
+                feed_name,
+                url,
+                etag=etag,
+                last_modified=last_modified,
+                policy=self.policy,
+                untrusted=untrusted,
+            ),
+        )
+
+    async def fetch_page(self, feed_name: str, url: str) -> FetchResult:
+        """An article's web page: its link is untrusted, so every hop's address is checked
+        (the first one too), under the page deadline and size cap and the per-host limit."""
+        policy = replace(
+            self.policy,
+            deadline=min(self.policy.deadline, PAGE_DEADLINE),
+            max_bytes=min(self.policy.max_bytes, PAGE_MAX_BYTES),
+        )
+        return await self._limited(
+            url,
+            fetch(
+                self._client,
+                feed_name,
+                url,
+                etag=None,
+                last_modified=None,
+                policy=policy,
+                untrusted=True,
+                accept=ACCEPT_PAGE,
+            ),
+        )
+
+    async def _limited(self, url: str, work: Coroutine[Any, Any, FetchResult]) -> FetchResult:
         key = host_key(url)
         host = self._hosts.setdefault(key, asyncio.Semaphore(self.policy.max_per_host))
         self._waiting[key] = self._waiting.get(key, 0) + 1
@@ -116,17 +163,11 @@ class Fetcher:
                 self._in_flight += 1
                 self.most_in_flight = max(self.most_in_flight, self._in_flight)
                 try:
-                    return await fetch(
-                        self._client,
-                        feed_name,
-                        url,
-                        etag=etag,
-                        last_modified=last_modified,
-                        policy=self.policy,
-                    )
+                    return await work
                 finally:
                     self._in_flight -= 1
         finally:
+            work.close()  # never awaited if cancelled while waiting its turn
             self._waiting[key] -= 1
             if not self._waiting[key]:  # forget idle hosts: the table stays as small as the work
                 del self._waiting[key]
@@ -144,13 +185,19 @@ async def fetch(
     etag: str | None,
     last_modified: str | None,
     policy: FetchPolicy,
+    untrusted: bool = False,
+    accept: str | None = None,
 ) -> FetchResult:
-    """Fetch `url` (http(s) or an absolute local path); every failure is a FetchError."""
+    """Fetch `url` (http(s) or an absolute local path); every failure is a FetchError.
+
+    `untrusted`: the URL came from feed content (an article link): only http(s), and its own
+    address is checked like every redirect's, not only the addresses it redirects to.
+    """
     try:
         async with asyncio.timeout(policy.deadline):
-            if url.startswith("/") and not url.startswith("//"):
+            if url.startswith("/") and not url.startswith("//") and not untrusted:
                 return await asyncio.to_thread(_read_file, url, policy.max_bytes)
-            return await _fetch_http(client, url, etag, last_modified, policy)
+            return await _fetch_http(client, url, etag, last_modified, policy, untrusted, accept)
     except TimeoutError:
         reason = f"no complete response within the {policy.deadline:g} s deadline"
         raise FetchError(feed_name, url, reason) from None
@@ -187,11 +234,15 @@ async def _fetch_http(
     etag: str | None,
     last_modified: str | None,
     policy: FetchPolicy,
+    untrusted: bool = False,
+    accept: str | None = None,
 ) -> FetchResult:
     current = httpx.URL(url)
     if current.scheme not in ("http", "https") or not current.host:
         raise _Refused(f"not an http(s) URL or an absolute file path: {url!r}")
     headers = {"User-Agent": policy.user_agent, "Accept-Encoding": ACCEPT_ENCODING}
+    if accept is not None:
+        headers["Accept"] = accept
     if etag is not None:
         headers["If-None-Match"] = etag  # byte-identical, quotes and W/ kept
     if last_modified is not None:
@@ -203,8 +254,9 @@ async def _fetch_http(
         target = current
         extra: dict[str, str] = {}
         extensions: dict[str, object] = {}
-        if hops:  # the configured URL is trusted as written; where it sends us is not
-            target, extra, extensions = await _pin_public(current, policy)
+        if hops or untrusted:  # a configured URL is trusted as written; where it leads is not
+            what = "redirect to" if hops else "link to"
+            target, extra, extensions = await _pin_public(current, policy, what)
         request = client.build_request(
             "GET", target, headers={**headers, **extra}, extensions=extensions
         )
@@ -286,9 +338,10 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 
 
 async def _pin_public(
-    url: httpx.URL, policy: FetchPolicy
+    url: httpx.URL, policy: FetchPolicy, what: str = "redirect to"
 ) -> tuple[httpx.URL, dict[str, str], dict[str, object]]:
-    """Resolve a redirect target once, check every address, and connect to the checked one."""
+    """Resolve a redirect target (or an untrusted link) once, check every address, and
+    connect to the checked one."""
     host = url.host
     try:
         literal: IPAddress | None = ipaddress.ip_address(host)
@@ -296,19 +349,19 @@ async def _pin_public(
         literal = None
     if literal is not None:
         if not address_allowed(literal, policy.allow_private):
-            raise _Refused(f"redirect to {url} refused: {literal} is not a public address")
+            raise _Refused(f"{what} {url} refused: {literal} is not a public address")
         return url, {}, {}
     name = url.raw_host.decode("ascii")
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         addresses = await policy.resolver(name, port)
     except OSError as e:
-        raise _Refused(f"redirect target {name} does not resolve: {e}") from None
+        raise _Refused(f"{what} {name}: the name does not resolve: {e}") from None
     if not addresses:
-        raise _Refused(f"redirect target {name} has no addresses")
+        raise _Refused(f"{what} {name}: the name has no addresses")
     for address in addresses:
         if not address_allowed(address, policy.allow_private):
-            raise _Refused(f"redirect to {url} refused: {name} resolves to {address}")
+            raise _Refused(f"{what} {url} refused: {name} resolves to {address}")
     # Connecting to the address we checked (Host header and SNI keep the name) defeats DNS
     # rebinding between our check and httpx's own lookup.
     extensions: dict[str, object] = {"sni_hostname": name} if url.scheme == "https" else {}

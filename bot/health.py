@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 
 from bot.models import FeedConfig
 from bot.schedule import Polling, silent_for
-from bot.store import FeedState
+from bot.store import PAGE_RETENTION, FeedState, PageCounts
 
 HEADERS = ("FEED", "STATUS", "LAST SUCCESS", "FAILURES", "NEXT POLL", "ARTICLES")
 
@@ -24,14 +24,21 @@ class FeedHealth:
     next_reason: str | None
     articles_seen: int
     effective_url: str | None  # where it is polled, when that is not the configured URL
+    pages: PageCounts = field(default_factory=PageCounts)  # full-text feeds: pages fetched, failed
 
 
 def feed_health(
-    feeds: Sequence[FeedConfig], states: Sequence[FeedState], now: datetime
+    feeds: Sequence[FeedConfig],
+    states: Sequence[FeedState],
+    now: datetime,
+    pages: Mapping[str, PageCounts] | None = None,
 ) -> list[FeedHealth]:
-    """One row per configured feed, in config order (state from another URL counts as none)."""
+    """One row per configured feed, in config order (state from another URL counts as none);
+    `pages`: each full-text feed's article pages, as the store counts them."""
     by_name = {state.name: state for state in states}
-    return [_row(feed, by_name.get(feed.name), now) for feed in feeds]
+    rows = [_row(feed, by_name.get(feed.name), now) for feed in feeds]
+    counts = pages or {}
+    return [replace(row, pages=counts.get(row.name, PageCounts())) for row in rows]
 
 
 def _row(feed: FeedConfig, state: FeedState | None, now: datetime) -> FeedHealth:
@@ -96,7 +103,16 @@ def render_table(rows: Sequence[FeedHealth], tz: tzinfo = UTC) -> str:
             lines.append(f"    last error: {row.last_error}")
         if row.effective_url:
             lines.append(f"    polled at: {row.effective_url} (moved; update config.yaml)")
+        if row.pages.failed:
+            lines.append(f"    full text: {pages_line(row.pages)}")
     return "\n".join(lines) + "\n"
+
+
+def pages_line(pages: PageCounts) -> str:
+    """How a feed's article pages fared, e.g. `2 of 40 pages failed in 14 days (last: …)`."""
+    last = f" (last: {pages.last_error})" if pages.last_error else ""
+    days = PAGE_RETENTION.days
+    return f"{pages.failed} of {pages.fetched} pages failed in {days} days{last}"
 
 
 def when(moment: datetime | None, tz: tzinfo = UTC) -> str:

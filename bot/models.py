@@ -21,6 +21,7 @@ class FeedConfig:
     backlog: timedelta | None  # None: alert on every article of the first poll
     silent_after: timedelta | None = SILENT_AFTER  # None: never report the feed as silent
     failing_after: timedelta = FAILING_AFTER  # failing this long, however few polls, is told
+    full_text: bool = False  # fetch each new article's page for its main text
 
 
 @dataclass(frozen=True)
@@ -192,3 +193,12 @@ class AlertTag:
     @classmethod
     def of(cls, alert_id: int, article_key: str) -> AlertTag:
         return cls(alert_id, hashlib.sha256(article_key.encode()).hexdigest()[:16])
+
+
+@dataclass(frozen=True)
+class ArticlePage:
+    """What fetching one article's web page gave: its main text, or why there is none."""
+
+    cross_key: str
+    text: str | None
+    error: str | None = None  # set when text is None: fetch refused or failed, no main text

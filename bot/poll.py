@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from bot.dedup import select
 from bot.errors import FetchError, ParseError
 from bot.fetch import Fetcher
+from bot.fulltext import fill_full_text
 from bot.models import FeedConfig, FetchResult
 from bot.runtime import Runtime
 from bot.schedule import (
@@ -113,6 +114,10 @@ async def poll_feed(
         return await _failed(rt, feed, state, polling, reason, None, policy, rand)
     keys = [c.article.feed_key for c in processed.candidates]
     unseen = await rt.db(rt.store.unseen, feed.name, keys)
+    if feed.full_text:  # new articles' pages, before dedup picks what alerts
+        processed = await fill_full_text(
+            rt, fetcher, feed, processed, unseen, first_poll=first_poll, now=now
+        )
     chosen = select(
         processed.candidates, unseen, first_poll=first_poll, backlog=feed.backlog, now=now
     )

@@ -37,6 +37,11 @@ def process_body(
     return Processed(candidates, parsed.bozo_reason if parsed.bozo else None, parsed.ttl_minutes)
 
 
+def match_articles(articles: Sequence[Article], rules: Sequence[Rule]) -> tuple[Candidate, ...]:
+    """Candidates for articles whose text changed after parsing (full text from their page)."""
+    return tuple(Candidate(a, alerts_for(a, rules)) for a in articles)
+
+
 def matches_for(article: Article, rules: Sequence[Rule]) -> list[tuple[Rule, RuleMatch]]:
     """Every rule that matches the article (rules limited to other feeds are skipped), each
     with its explanation."""

@@ -17,6 +17,9 @@ OWNERS = {
     "sqlalchemy": "store/",
     "apscheduler": "scheduler.py",
     "yaml": "yamlfile.py",
+    "trafilatura": "extract.py",
+    "ruamel": "configedit.py",
+    "defusedxml": "opml.py",
 }
 PURE = (
     "textnorm.py",
@@ -29,6 +32,7 @@ PURE = (
     "dedup.py",
     "models.py",
     "pacing.py",
+    "discover.py",
 )
 IO_MODULES = {"socket", "sqlite3", "urllib.request", "http.client", "requests", "asyncio"}
 

@@ -188,3 +188,16 @@ def test_bad_polling_and_limit_values_are_reported_with_their_line(
         load_config(path)
     assert reason in str(caught.value)
     assert f"{path}:6" in str(caught.value) or f"{path}:7" in str(caught.value)
+
+
+def test_full_text_is_off_unless_a_feed_turns_it_on(tmp_path: Path) -> None:
+    text = MINIMAL.replace("    interval: 2m\n", "    interval: 2m\n    full_text: true\n")
+    config = load_config(write(tmp_path, text))
+    assert [f.full_text for f in config.feeds] == [True, False]
+
+
+def test_a_full_text_that_is_not_a_boolean_is_refused_with_its_line(tmp_path: Path) -> None:
+    text = MINIMAL.replace("    interval: 2m\n", "    interval: 2m\n    full_text: yes please\n")
+    with pytest.raises(ConfigError, match="full_text must be true or false") as caught:
+        load_config(write(tmp_path, text))
+    assert caught.value.line == 9

@@ -3,8 +3,8 @@
 Portable SQLAlchemy Core: the same tables and statements serve PostgreSQL; every write that may
 race another instance is idempotent (unique keys with ON CONFLICT DO NOTHING). The package is
 the only user of SQLAlchemy. schema.py holds the tables and the append-only migrations;
-feeds.py, outbox.py, parking.py and notices.py each area's reads and writes, over the engine
-and transaction of database.py; content.py the JSON an alert is kept as.
+feeds.py, outbox.py, parking.py, notices.py and pages.py each area's reads and writes, over the
+engine and transaction of database.py; content.py the JSON an alert is kept as.
 """
 
 from __future__ import annotations
@@ -19,15 +19,18 @@ from bot.store.content import decode_content, encode_content
 from bot.store.feeds import FeedState, FeedStore, NotModified
 from bot.store.notices import NoticeStore
 from bot.store.outbox import AlertCounts, OutboxStore, PendingAlert
+from bot.store.pages import PAGE_RETENTION, PageCounts, PageStore
 from bot.store.parking import ParkedGroup, ParkingStore
 from bot.store.schema import ALERT_COLUMNS_V3, MIGRATIONS, migrate, schema_version
 
 __all__ = [
     "ALERT_COLUMNS_V3",
     "MIGRATIONS",
+    "PAGE_RETENTION",
     "AlertCounts",
     "FeedState",
     "NotModified",
+    "PageCounts",
     "ParkedGroup",
     "PendingAlert",
     "Store",
@@ -45,7 +48,7 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class Store(FeedStore, OutboxStore, ParkingStore, NoticeStore):
+class Store(FeedStore, OutboxStore, ParkingStore, NoticeStore, PageStore):
     """The one gateway to the database; every method is a short transaction."""
 
     @classmethod

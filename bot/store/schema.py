@@ -136,6 +136,19 @@ feed_polling = sa.Table(
     sa.Column("failing_since", UTCDateTime),
 )
 
+# version 5: full article text fetched from the article's page, at most once per article (the
+# cross-feed key); `text` None with `error` set when the page could not be fetched or had none.
+article_pages = sa.Table(
+    "article_pages",
+    metadata,
+    sa.Column("cross_key", sa.Text, primary_key=True),
+    sa.Column("feed", sa.String(64), nullable=False),  # the feed whose poll fetched it
+    sa.Column("text", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("fetched_at", UTCDateTime, nullable=False),
+    sa.Index("ix_article_pages_feed", "feed", "fetched_at"),
+)
+
 
 def _migration_1(conn: Connection) -> None:
     """The first schema: every table above as it stands at version 1."""
@@ -162,11 +175,17 @@ def _migration_3(conn: Connection) -> None:
     slack_channels.create(conn, checkfirst=True)
 
 
+def _migration_5(conn: Connection) -> None:
+    """Full text: each article page fetched, or why not, by cross-feed key."""
+    article_pages.create(conn, checkfirst=True)
+
+
 # Append-only: a migration, once released, is never edited; the next change is a new number.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _migration_1),
     (2, _migration_2),
     (3, _migration_3),
+    (5, _migration_5),
 )
 
 
