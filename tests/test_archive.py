@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -266,3 +267,21 @@ def test_a_bad_since_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixt
         main(["--config", str(config), "search", "x", "--since", "yesterday"])
     assert caught.value.code == 2
     assert "not a duration or a date: 'yesterday'" in capsys.readouterr().err
+
+
+def test_a_version_3_database_gains_the_archive_and_its_index(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    Store.open(path).close()
+    with sqlite3.connect(path) as db:  # what version 3 had: no archive
+        db.executescript(
+            "DROP TABLE archive_fts; DROP TABLE archive; "
+            "DELETE FROM schema_version WHERE version > 3"
+        )
+    store = Store.open(path)
+    try:
+        record(store, [article("a", "Garrison relocation planned")], NOW)
+        assert [h.title for h in store.search_archive("relocation")] == [
+            "Garrison relocation planned"
+        ]
+    finally:
+        store.close()

@@ -166,12 +166,12 @@ archive = sa.Table(
 # `unicode61` would index 주한미군이 as one token and miss both. Terms shorter than three
 # characters cannot use it: archive.py scans for those.
 ARCHIVE_FTS_SQLITE = (
-    "CREATE VIRTUAL TABLE archive_fts USING fts5("
+    "CREATE VIRTUAL TABLE IF NOT EXISTS archive_fts USING fts5("
     "title, summary, content, content='archive', content_rowid='id', tokenize='trigram')",
-    "CREATE TRIGGER archive_fts_insert AFTER INSERT ON archive BEGIN "
+    "CREATE TRIGGER IF NOT EXISTS archive_fts_insert AFTER INSERT ON archive BEGIN "
     "INSERT INTO archive_fts(rowid, title, summary, content) "
     "VALUES (new.id, new.title, new.summary, new.content); END",
-    "CREATE TRIGGER archive_fts_delete AFTER DELETE ON archive BEGIN "
+    "CREATE TRIGGER IF NOT EXISTS archive_fts_delete AFTER DELETE ON archive BEGIN "
     "INSERT INTO archive_fts(archive_fts, rowid, title, summary, content) "
     "VALUES ('delete', old.id, old.title, old.summary, old.content); END",
 )
