@@ -29,6 +29,8 @@ PURE = (
     "dedup.py",
     "models.py",
     "pacing.py",
+    "search.py",
+    "backtest.py",
 )
 IO_MODULES = {"socket", "sqlite3", "urllib.request", "http.client", "requests", "asyncio"}
 
