@@ -30,7 +30,7 @@ from bot.summarize import MARK_END, MARK_START
 MAX_ARCHIVED_TITLE_CHARS = 1_000  # as normalize caps titles
 MAX_ARCHIVED_TEXT_CHARS = 65_536  # summary and content, each: a backtest reads no further
 READ_BATCH = 500  # archived articles read per query while a backtest walks a window
-SNIPPET_TOKENS = 16
+SNIPPET_TOKENS = 64  # the most FTS5 allows; a trigram token is about one character
 FTS_ERRORS = ("fts5", "syntax error", "unterminated string", "no such column", "unknown special")
 
 
