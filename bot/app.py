@@ -37,6 +37,7 @@ from bot.watch import FileWatch
 log = logging.getLogger("newswatch")
 
 MAX_DRAIN_PASSES = 100_000  # a bound for `run --once`; each pass moves at least one alert
+ARCHIVE_PRUNE_EVERY = timedelta(hours=1)  # articles past the retention go this often
 
 
 def make_sender(env: Mapping[str, str], tz: tzinfo) -> Sender:
@@ -79,6 +80,7 @@ class App:
         self._in_flight: set[str] = set()  # feeds being polled right now
         self._failing: dict[str, datetime] = {}  # failing feeds not yet told, since when
         self.rng = random.Random()
+        self._pruned_at: datetime | None = None  # when the archive was last pruned
 
     @classmethod
     def create(
@@ -184,6 +186,23 @@ class App:
             report = await self.deliver()
         return report
 
+    async def prune_archive(self) -> int:
+        """Forget archived articles first seen longer ago than the retention; how many."""
+        now = self.rt.clock.now()
+        self._pruned_at = now
+        count = await self.rt.db(self.rt.store.prune_archive, now - self.config.archive_retention)
+        if count:
+            log.info("archive: %d articles past the retention removed", count)
+        return count
+
+    async def _prune_when_due(self, now: datetime) -> None:
+        if self._pruned_at is not None and now - self._pruned_at < ARCHIVE_PRUNE_EVERY:
+            return
+        try:
+            await self.prune_archive()
+        except Exception:  # polling goes on; the next hour tries again
+            log.exception("archive could not be pruned")
+
     async def run_once(self) -> list[PollOutcome]:
         """Poll every feed once (concurrently), deliver what is due, and return.
 
@@ -217,6 +236,7 @@ class App:
             *(self.poll(feed, states.get(feed.name)) for feed in due), return_exceptions=True
         )
         await self.drain()
+        await self._prune_when_due(self.rt.clock.now())
         for feed, result in zip(due, results, strict=True):
             if isinstance(result, BaseException):
                 log.error("feed=%s poll crashed", feed.name, exc_info=result)
@@ -244,6 +264,7 @@ class App:
     async def tick(self) -> int:
         """Start a poll of every feed that is due and not being polled; returns how many."""
         now = self.rt.clock.now()
+        await self._prune_when_due(now)
         started = 0
         for feed in self.config.feeds:
             due = self._due.get(feed.name, now)

@@ -9,12 +9,22 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot import __version__
+from bot.aliases import load_aliases
 from bot.app import App, fetch_policy
+from bot.backtest import (
+    backtest,
+    match_archive,
+    parse_moment,
+    render_json,
+    render_text,
+    resolve,
+    window_notes,
+)
 from bot.clock import SystemClock
 from bot.config import Config, load_config
 from bot.configedit import NewFeed
@@ -28,7 +38,7 @@ from bot.models import FeedConfig, Rule
 from bot.normalize import normalize_entries
 from bot.opml import write_opml
 from bot.parse import parse_feed
-from bot.rules import load_library
+from bot.rules import load_library, load_rule
 from bot.work import matches_for
 from bot.yamlfile import yaml_files
 
@@ -106,7 +116,29 @@ def _parser() -> argparse.ArgumentParser:
     exp = feeds_sub.add_parser("export", help="write the feeds as OPML 2.0")
     exp.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     exp.set_defaults(func=cmd_feeds_export)
+
+    test = sub.add_parser(
+        "backtest", help="what a rule file would have matched in the archive, and what alerted"
+    )
+    test.add_argument("rule_file", type=Path, metavar="RULE_FILE")
+    test.add_argument("--since", type=_moment, default=timedelta(days=7), help="e.g. 7d (default)")
+    test.add_argument("--until", type=_moment, help="e.g. 1d or 2025-07-30 (default: now)")
+    test.add_argument("--json", action="store_true", help="one JSON document")
+    test.set_defaults(func=cmd_backtest)
+
+    search = sub.add_parser("search", help="full-text search of the archived articles")
+    search.add_argument("query", metavar="QUERY", help="words (all must occur) or FTS5 syntax")
+    search.add_argument("--since", type=_moment, help="e.g. 7d or 2025-07-30 (default: all)")
+    search.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    search.set_defaults(func=cmd_search)
     return parser
+
+
+def _moment(text: str) -> timedelta | datetime:
+    try:
+        return parse_moment(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -394,4 +426,63 @@ def cmd_feeds_export(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         args.output.write_text(text, encoding="utf-8")
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """The rule file, loaded as the bot loads it, run by the real matcher over the archive."""
+    from bot.store import Store
+
+    config = load_config(args.config)
+    aliases = load_aliases(config.aliases_dir)
+    for error in aliases.errors:
+        print(f"warning: {error}", file=sys.stderr)
+    rule = load_rule(
+        args.rule_file,
+        config.slack.default_channel,
+        known_feeds=[f.name for f in config.feeds],
+        aliases=aliases.terms,
+    )
+    tz = ZoneInfo(config.display_timezone)
+    now = SystemClock().now()
+    since = resolve(args.since, now)
+    until = now if args.until is None else resolve(args.until, now)
+    store = Store.open(config.database)
+    try:
+        span = store.archive_span()
+        notes = window_notes(span.count, span.first_seen, since, config.archive_retention, now)
+        archived = ((a.article, a.at) for a in store.archived(since, until))
+        matched, scanned = match_archive(rule, archived)
+        alerted = store.alerted_rules(rule.channel, [a.cross_key for a, _, _ in matched])
+    finally:
+        store.close()
+    result = backtest(rule, matched, alerted, since=since, until=until, scanned=scanned, tz=tz)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.json:
+        print(render_json(result))
+    else:
+        print(render_text(result, tz, lambda t: f"{t.astimezone(tz):%Y-%m-%d %H:%M}"), end="")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Archived articles matching the query, newest first, each with a snippet."""
+    from bot.store import Store
+
+    config = load_config(args.config)
+    tz = ZoneInfo(config.display_timezone)
+    since = None if args.since is None else resolve(args.since, SystemClock().now())
+    store = Store.open(config.database)
+    try:
+        hits = store.search_archive(args.query, since=since, limit=max(args.limit, 1))
+    finally:
+        store.close()
+    for hit in hits:
+        print(f"{hit.at.astimezone(tz):%Y-%m-%d %H:%M}  {hit.source}  {hit.title}")
+        print(f"    {emphasized(hit.snippet)}")
+        if hit.link:
+            print(f"    {hit.link}")
+    more = " (the limit; see --limit)" if len(hits) == args.limit else ""
+    print(f"{len(hits)} articles{more}")
     return 0

@@ -24,6 +24,7 @@ from bot.yamlfile import Document, YamlProblem, read_yaml
 DEFAULT_INTERVAL = timedelta(minutes=10)
 MIN_INTERVAL = timedelta(seconds=30)
 DEFAULT_BACKLOG = timedelta(hours=24)
+ARCHIVE_RETENTION = timedelta(days=30)  # how long polled articles are kept for backtests
 FEED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CHANNEL = re.compile(r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{6,})$")
 
@@ -60,6 +61,7 @@ class Config:
     workers: int = 0  # 0: one parsing process per core
     aliases_dir: Path | None = None  # alias sets (`@usfk`) shared by every rule
     polling: SchedulePolicy = field(default_factory=SchedulePolicy)
+    archive_retention: timedelta = ARCHIVE_RETENTION  # archive.retention
 
     def feed(self, name: str) -> FeedConfig:
         for feed in self.feeds:
@@ -78,11 +80,13 @@ TOP_KEYS = {
     "display_timezone",
     "workers",
     "aliases",
+    "archive",
 }
 SLACK_KEYS = {"default_channel", "admin_channel", "rate", "burst", "retry_base"}
 FEED_KEYS = {"name", "url", "interval", "backlog", "silent_after", "failing_after", "full_text"}
 FETCH_KEYS = {"deadline", "max_bytes", "allow_private", "concurrency", "per_host"}
 POLLING_KEYS = {"backoff_cap", "retry_after_cap", "hint_cap"}
+ARCHIVE_KEYS = {"retention"}
 
 
 def valid_channel(value: object) -> bool:
@@ -167,6 +171,7 @@ class _ConfigReader:
             workers=workers,
             aliases_dir=aliases_dir,
             polling=self.polling(top.get("polling", {})),
+            archive_retention=self.archive_retention(top.get("archive", {})),
         )
 
     def path_value(self, value: Any, key: str) -> Path:
@@ -266,6 +271,19 @@ class _ConfigReader:
                 if caps[key] <= timedelta(0):
                     raise self.fail(f"polling.{key} must be a positive duration", "polling", key)
         return SchedulePolicy(**caps)
+
+    def archive_retention(self, value: Any) -> timedelta:
+        archive = self.mapping(value, ARCHIVE_KEYS, "archive")
+        if "retention" not in archive:
+            return ARCHIVE_RETENTION
+        retention = self.duration(archive["retention"], "archive", "retention")
+        if retention < timedelta(days=1):
+            raise self.fail(
+                "archive.retention must be a duration of at least 1d (e.g. 30d)",
+                "archive",
+                "retention",
+            )
+        return retention
 
     def fetch(self, value: Any) -> FetchConfig:
         fetch = self.mapping(value, FETCH_KEYS, "fetch")

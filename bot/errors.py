@@ -12,7 +12,8 @@ NewswatchError
 │   │   └── SlackUnknownOutcomeError  the post may have reached Slack
 │   └── SlackPermanentError   will not succeed as is (channel_not_found, invalid_auth, ...)
 │       └── SlackCredentialError      the token itself is refused
-└── StoreError           the database is unusable
+├── StoreError           the database is unusable
+└── SearchError          an archive search query is not valid  (the query)
 """
 
 from __future__ import annotations
@@ -149,3 +150,12 @@ class SourceError(NewswatchError):
         self.source = source
         self.reason = reason
         super().__init__(f"{source}: {reason}")
+
+
+class SearchError(NewswatchError):
+    """An archive search query the full-text index cannot run (its syntax, or this database)."""
+
+    def __init__(self, query: str, reason: str) -> None:
+        self.query = query
+        self.reason = reason
+        super().__init__(f"search {query!r}: {reason}")

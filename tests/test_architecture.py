@@ -33,6 +33,8 @@ PURE = (
     "models.py",
     "pacing.py",
     "discover.py",
+    "search.py",
+    "backtest.py",
 )
 IO_MODULES = {"socket", "sqlite3", "urllib.request", "http.client", "requests", "asyncio"}
 

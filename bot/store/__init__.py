@@ -4,7 +4,8 @@ Portable SQLAlchemy Core: the same tables and statements serve PostgreSQL; every
 race another instance is idempotent (unique keys with ON CONFLICT DO NOTHING). The package is
 the only user of SQLAlchemy. schema.py holds the tables and the append-only migrations;
 feeds.py, outbox.py, parking.py, notices.py and pages.py each area's reads and writes, over the
-engine and transaction of database.py; content.py the JSON an alert is kept as.
+engine and transaction of database.py; content.py the JSON an alert is kept as; archive.py every
+polled article, its full-text search and pruning.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bot.errors import StoreError
+from bot.store.archive import ArchivedArticle, ArchiveSpan, ArchiveStore, SearchHit
 from bot.store.content import decode_content, encode_content
 from bot.store.feeds import FeedState, FeedStore, NotModified
 from bot.store.notices import NoticeStore
@@ -28,11 +30,14 @@ __all__ = [
     "MIGRATIONS",
     "PAGE_RETENTION",
     "AlertCounts",
+    "ArchiveSpan",
+    "ArchivedArticle",
     "FeedState",
     "NotModified",
     "PageCounts",
     "ParkedGroup",
     "PendingAlert",
+    "SearchHit",
     "Store",
     "decode_content",
     "encode_content",
@@ -48,7 +53,7 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class Store(FeedStore, OutboxStore, ParkingStore, NoticeStore, PageStore):
+class Store(FeedStore, OutboxStore, ParkingStore, NoticeStore, PageStore, ArchiveStore):
     """The one gateway to the database; every method is a short transaction."""
 
     @classmethod

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.models import AlertContent, Article
+from bot.store.archive import archive_articles
 from bot.store.content import decode_content, encode_content
 from bot.store.database import Database
 from bot.store.schema import alerts, feeds, seen_articles, slack_channels
@@ -71,7 +72,8 @@ class OutboxStore(Database):
         last_modified: str | None,
         now: datetime,
     ) -> int:
-        """In ONE transaction: mark articles seen, queue their alerts, record the feed's success.
+        """In ONE transaction: mark articles seen (and archive them), queue their alerts, record
+        the feed's success.
 
         Returns how many alerts were queued (an alert already queued for the same article in
         the same channel — e.g. from another feed — is not queued twice).
@@ -92,6 +94,7 @@ class OutboxStore(Database):
                         for a in articles
                     ],
                 )
+                archive_articles(conn, self._insert, feed, articles, now)
             for article, content in new_alerts:
                 result = conn.execute(
                     self._insert(alerts)

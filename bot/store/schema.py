@@ -150,6 +150,46 @@ article_pages = sa.Table(
 )
 
 
+# version 4: every polled article, kept for the configured retention; on SQLite, with the
+# FTS5 index below over its title, summary and content
+archive = sa.Table(
+    "archive",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("feed", sa.String(64), nullable=False),
+    sa.Column("feed_key", sa.Text, nullable=False),
+    sa.Column("cross_key", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("link", sa.Text),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("published", UTCDateTime),
+    sa.Column("first_seen_at", UTCDateTime, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),  # published, else first seen: its place in time
+    sa.UniqueConstraint("feed", "feed_key", name="uq_archive_feed_key"),
+    sa.Index("ix_archive_at", "at"),
+    sa.Index("ix_archive_first_seen", "first_seen_at"),
+)
+
+# The archive's full-text index on SQLite: an FTS5 table over the archive's own rows (external
+# content: the text is stored once), kept in step by triggers. The `trigram` tokenizer indexes
+# every three-character sequence, so a Korean word is found inside the eojeol that carries its
+# particle (주한미군 in 주한미군이) and an English stem inside its word (troop in troops);
+# `unicode61` would index 주한미군이 as one token and miss both. Terms shorter than three
+# characters cannot use it: archive.py scans for those.
+ARCHIVE_FTS_SQLITE = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS archive_fts USING fts5("
+    "title, summary, content, content='archive', content_rowid='id', tokenize='trigram')",
+    "CREATE TRIGGER IF NOT EXISTS archive_fts_insert AFTER INSERT ON archive BEGIN "
+    "INSERT INTO archive_fts(rowid, title, summary, content) "
+    "VALUES (new.id, new.title, new.summary, new.content); END",
+    "CREATE TRIGGER IF NOT EXISTS archive_fts_delete AFTER DELETE ON archive BEGIN "
+    "INSERT INTO archive_fts(archive_fts, rowid, title, summary, content) "
+    "VALUES ('delete', old.id, old.title, old.summary, old.content); END",
+)
+
+
 def _migration_1(conn: Connection) -> None:
     """The first schema: every table above as it stands at version 1."""
     metadata.create_all(conn, tables=[feeds, seen_articles, alerts, notices, rule_snapshots])
@@ -175,6 +215,14 @@ def _migration_3(conn: Connection) -> None:
     slack_channels.create(conn, checkfirst=True)
 
 
+def _migration_4(conn: Connection) -> None:
+    """The article archive and, on SQLite, its full-text index kept in step by triggers."""
+    archive.create(conn, checkfirst=True)
+    if conn.dialect.name == "sqlite":
+        for statement in ARCHIVE_FTS_SQLITE:
+            conn.execute(sa.text(statement))
+
+
 def _migration_5(conn: Connection) -> None:
     """Full text: each article page fetched, or why not, by cross-feed key."""
     article_pages.create(conn, checkfirst=True)
@@ -185,6 +233,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _migration_1),
     (2, _migration_2),
     (3, _migration_3),
+    (4, _migration_4),
     (5, _migration_5),
 )
 
