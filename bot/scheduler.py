@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 log = logging.getLogger("newswatch.scheduler")
@@ -75,3 +77,24 @@ class Scheduler:
     def _skipped(self, event: JobExecutionEvent) -> None:
         self.skipped_runs += 1
         log.info("job=%s run skipped (still running or missed)", event.job_id)
+
+
+def cron_problem(cron: str, timezone: str) -> str | None:
+    """Why `cron` (five crontab fields) in `timezone` is not a schedule, or None if it is."""
+    try:
+        CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
+    except (ValueError, TypeError, LookupError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def next_fire(cron: str, timezone: str, after: datetime) -> datetime:
+    """The first time at or after `after` that the crontab schedule fires, in aware UTC.
+
+    APScheduler's CronTrigger reads the fields in `timezone` (DST included: a time skipped
+    in spring fires at the next valid time, a repeated one fires once)."""
+    trigger = CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
+    fire: datetime | None = trigger.get_next_fire_time(None, after)
+    if fire is None:  # a five-field crontab always fires again; be explicit all the same
+        raise ValueError(f"schedule {cron!r} never fires after {after.isoformat()}")
+    return fire.astimezone(UTC)
