@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from bot.dedup import select
 from bot.errors import FetchError, ParseError
 from bot.fetch import Fetcher
+from bot.hold import plan_poll
 from bot.models import FeedConfig, FetchResult
 from bot.runtime import Runtime
 from bot.schedule import (
@@ -116,16 +117,19 @@ async def poll_feed(
     chosen = select(
         processed.candidates, unseen, first_poll=first_poll, backlog=feed.backlog, now=now
     )
-    queued = await rt.db(
-        rt.store.record_poll,
-        feed.name,
-        feed.url,
-        chosen.new_articles,
-        chosen.alerts,
-        etag=fetched.etag,
-        last_modified=fetched.last_modified,
-        now=now,
-    )
+    async with rt.noise_lock:  # digests, caps and quiet hours hold some alerts back
+        plan = await plan_poll(rt, chosen.alerts)
+        queued = await rt.db(
+            rt.store.record_poll,
+            feed.name,
+            feed.url,
+            chosen.new_articles,
+            plan.immediate,
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+            now=now,
+            noise=plan,
+        )
     hint = feed_hint(processed.ttl_minutes, fetched.headers.get("cache-control"))
     polling = _succeeded(feed, polling, now, hint, bool(chosen.new_articles), policy, rand)
     await rt.db(rt.store.save_polling, feed.name, feed.url, polling, stored)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from bot.mention import mentions_text
 from bot.models import AlertContent, Message
 
 MARK_START, MARK_END = "\x02", "\x03"  # bold marks from bot.summarize
@@ -262,9 +263,12 @@ def render_message(alert: AlertContent, tz: tzinfo = UTC) -> Message:
     body = _fit_sentences(alert.summary, MAX_SECTION)
     if body:
         blocks.append({"type": "section", "text": _mrkdwn(body)})
-    prefix = f"{headline} · {meta[0]}"
+    mentions = mentions_text(alert.mentions)  # from the rules only, never from the feed
+    prefix = f"{mentions} {headline} · {meta[0]}".lstrip()
     rest = _fit_sentences(alert.summary, MAX_TEXT - len(prefix) - 3) if body else ""
     text = f"{prefix} — {rest}" if rest else prefix
+    if mentions:
+        blocks.insert(0, {"type": "section", "text": _mrkdwn(mentions)})
     return Message(channel=alert.channel, text=text, blocks=tuple(blocks))
 
 

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from bot.errors import StoreError
 from bot.store.content import decode_content, encode_content
 from bot.store.feeds import FeedState, FeedStore, NotModified
+from bot.store.holds import HoldStore
 from bot.store.notices import NoticeStore
 from bot.store.outbox import AlertCounts, OutboxStore, PendingAlert
 from bot.store.parking import ParkedGroup, ParkingStore
@@ -45,7 +46,7 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class Store(FeedStore, OutboxStore, ParkingStore, NoticeStore):
+class Store(HoldStore, FeedStore, OutboxStore, ParkingStore, NoticeStore):
     """The one gateway to the database; every method is a short transaction."""
 
     @classmethod
