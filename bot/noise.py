@@ -104,9 +104,10 @@ def plan_alerts(
 
     - the channel is in its quiet hours: the alert is held until they end (its rules' digests
       do not repeat it);
-    - else the rules that post immediately and are under their `max_per_hour` post it now
-      (with their mentions); a rule over its cap holds it for its digest, or for one
-      catch-up message when its hour's window reopens, and says so once an hour;
+    - else the rules that post immediately (a digest rule with a cap does, up to its cap) and
+      are under their `max_per_hour` post it now, with their mentions; a rule over its cap
+      holds it for its digest, or, without one, for one catch-up message when its hour's
+      window reopens, and says so once an hour;
     - digest rules hold it for their next digest unless it posts (or waits) some other way.
     """
     counts = dict(recent.counts)
@@ -120,8 +121,8 @@ def plan_alerts(
     for article, content in alerts:
         channel, key = content.channel, article.cross_key
         matched = [rules.get(name) for name in content.rules]
-        now_rules = [r for r in matched if r is None or r.digest is None]
-        digest_rules = [r for r in matched if r is not None and r.digest is not None]
+        now_rules = [r for r in matched if r is None or not _digest_only(r)]
+        digest_rules = [r for r in matched if r is not None and _digest_only(r)]
         quiet = settings.quiet_hours.get(channel)
         quiet_end = quiet_until(quiet, now) if quiet is not None else None
         if quiet_end is not None and now_rules:
@@ -228,6 +229,12 @@ def batches(rows: Sequence[HeldRow], now: datetime, settings: NoiseSettings) -> 
         )
         out.append((batch, tuple(r.id for r in group)))
     return Release(tuple(out), tuple(dropped))
+
+
+def _digest_only(rule: Rule) -> bool:
+    """A digest rule without a cap speaks only in its digest; with `max_per_hour` it posts at
+    once up to its cap and its digest takes the rest."""
+    return rule.digest is not None and rule.max_per_hour is None
 
 
 def _mentions(rules: Sequence[Rule | None]) -> tuple[str, ...]:

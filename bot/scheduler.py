@@ -91,8 +91,9 @@ def cron_problem(cron: str, timezone: str) -> str | None:
 def next_fire(cron: str, timezone: str, after: datetime) -> datetime:
     """The first time at or after `after` that the crontab schedule fires, in aware UTC.
 
-    APScheduler's CronTrigger reads the fields in `timezone` (DST included: a time skipped
-    in spring fires at the next valid time, a repeated one fires once)."""
+    APScheduler's CronTrigger reads the fields in `timezone`, DST included: a wall time
+    skipped in spring fires an hour later (02:30 → 03:30), one repeated in autumn fires at
+    both of its instants."""
     trigger = CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
     fire: datetime | None = trigger.get_next_fire_time(None, after)
     if fire is None:  # a five-field crontab always fires again; be explicit all the same
