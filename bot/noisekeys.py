@@ -26,7 +26,8 @@ def read_noise(doc: Document) -> dict[str, Any]:
     path = doc.path
 
     def fail(reason: str, *keys: object) -> RuleError:
-        return RuleError(path, reason, doc.line(*keys) or doc.key_line(keys[0]))
+        line = doc.line(*keys) if len(keys) > 1 else None
+        return RuleError(path, reason, line or doc.key_line(keys[0]))
 
     digest = None
     delivery = data.get("delivery", "immediate")
