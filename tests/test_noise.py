@@ -3,19 +3,37 @@ routing of alerts, batches, and the rule and config keys with their file:line er
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.config import load_config
 from bot.errors import ConfigError, RuleError
-from bot.models import Digest, QuietHours, Rule
-from bot.noise import HeldRow, Hold, NoiseSettings, Recent, batches, plan_alerts, quiet_until
+from bot.models import Batch, Digest, QuietHours, Rule
+from bot.noise import (
+    MAX_BATCH_KEPT,
+    HeldRow,
+    Hold,
+    NoiseSettings,
+    Plan,
+    Recent,
+    batches,
+    plan_alerts,
+    quiet_until,
+)
+from bot.render import MAX_TEXT, render_message
+from bot.render_batch import render_batch
 from bot.rules import load_rule
 from bot.scheduler import next_fire
-from tests.factories import alert, article, write
+from bot.slack import checked_blocks
+from bot.store import Store
+from tests.factories import alert, article, displayed_texts, write
+from tests.test_cli import newswatch
 
 SEOUL_NIGHT = QuietHours(time(22, 0), time(7, 0), "Asia/Seoul")
 
@@ -257,3 +275,84 @@ def test_bad_quiet_hours_are_refused_at_their_line(
         load_config(write(tmp_path, "config.yaml", config_text(channels)))
     assert f"config.yaml:{line}:" in str(caught.value)
     assert reason in str(caught.value)
+
+
+# -- batches as messages
+
+
+def test_a_batch_of_hundreds_stays_within_slacks_limits_and_counts_the_rest() -> None:
+    long_link = "https://news.example/" + "a" * 1900
+    items = tuple(
+        alert(title=f"Story {n} " + "word " * 40, link=long_link if n % 2 else None)
+        for n in range(MAX_BATCH_KEPT)
+    )
+    batch = Batch("#news", "digest", "r", items, total=340, mentions=("here",), since=NOW)
+    message = render_batch(batch, ZoneInfo("Asia/Seoul"))
+    assert checked_blocks("#news", message.blocks) is not None  # every limit kept
+    assert len(message.text) <= MAX_TEXT
+    listed = sum(str(b.get("text", {})).count("• ") for b in message.blocks)  # type: ignore[union-attr]
+    assert f"and {340 - listed} more" in json.dumps(message.blocks)
+    shown_in_text = message.text.count("• ")
+    assert message.text.endswith(f"and {340 - shown_in_text} more")
+    assert message.text.startswith(
+        "<!here> *Digest* · r · 340 matches · since 2025-07-31 15:00 KST"
+    )
+
+
+def test_a_small_batch_lists_every_alert_in_the_display_timezone() -> None:
+    items = (alert(title="One"), alert(title="Two <!channel>", link=None, published=None))
+    message = render_batch(Batch("#news", "quiet", "", items, 2), ZoneInfo("Asia/Seoul"))
+    assert "more" not in message.text
+    lines = message.text.splitlines()
+    assert lines[0] == "*Held during quiet hours* · 2 matches"
+    assert lines[1].endswith("Example Daily · 2025-07-31 14:38 KST")
+    assert lines[2] == "• Two &lt;!channel&gt; · Example Daily · time unknown"
+
+
+def test_an_alert_carries_its_rules_mention_and_never_one_from_the_feed() -> None:
+    message = render_message(alert(title="<!here> @channel", mentions=("<@U024BE7LH>",)))
+    shown = "\n".join(displayed_texts(message.text, message.blocks))
+    assert re.findall(r"<[!@][^>]*>", shown) == ["<@U024BE7LH>", "<@U024BE7LH>"]
+    assert message.text.startswith("<@U024BE7LH> ")
+    plain = render_message(alert(mentions=("<!everyone>",)))  # not an allowed form: dropped
+    assert "<!" not in plain.text
+
+
+# -- the commands
+
+
+def test_check_reports_a_bad_digest_and_bad_quiet_hours_with_their_lines(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    write(
+        rules, "a.yaml", "name: a\nquery: korea\ndelivery:\n  digest: '0 9 * *'\n  timezone: UTC\n"
+    )
+    config = write(tmp_path, "config.yaml", config_text("") + "rules: rules/\n")
+    result = newswatch("--config", str(config), "check")
+    assert result.returncode == 1
+    assert f"{rules / 'a.yaml'}:4: delivery.digest '0 9 * *'" in result.stdout
+    write(tmp_path, "config.yaml", config_text("channels:\n  '#n': {quiet_hours: '9-5'}\n"))
+    result = newswatch("--config", str(config), "check")
+    assert result.returncode == 1
+    assert f"{config}:6: channels.#n: quiet_hours must be 'HH:MM-HH:MM'" in result.stdout
+
+
+def test_status_tells_how_many_alerts_are_held_and_when_the_next_go_out(tmp_path: Path) -> None:
+    config = write(tmp_path, "config.yaml", config_text("database: state.db\n"))
+    store = Store.open(tmp_path / "state.db")
+    hold = Hold("digest", "#news", "r", "url:a", alert(), utc(2025, 8, 1, 0, 0))
+    store.record_poll(
+        "wire",
+        "u",
+        [article()],
+        [],
+        etag=None,
+        last_modified=None,
+        now=NOW,
+        noise=Plan(holds=(hold,)),
+    )
+    store.close()
+    result = newswatch("--config", str(config), "status")
+    assert (
+        "held: 1 alerts for digests, caps and quiet hours; the next go out 2025-08-01 09:00 KST"
+        in (result.stdout)
+    )
