@@ -24,7 +24,8 @@ async def plan_poll(rt: Runtime, alerts: Sequence[tuple[Article, AlertContent]])
     )
     now = rt.clock.now()
     recent = await rt.db(rt.store.recent, capped, now)
-    return plan_alerts(alerts, rules, rt.noise, recent, now)
+    covered = await rt.db(rt.store.covered, [(c.channel, a.cross_key) for a, c in alerts])
+    return plan_alerts(alerts, rules, rt.noise, recent, now, covered)
 
 
 async def release_due(rt: Runtime) -> int:

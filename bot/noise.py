@@ -3,7 +3,7 @@ window or the end of quiet hours, and how the waiting ones are grouped into batc
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -99,6 +99,7 @@ def plan_alerts(
     settings: NoiseSettings,
     recent: Recent,
     now: datetime,
+    covered: Collection[tuple[str, str]] = (),
 ) -> Plan:
     """Decide for each (article, channel) alert: post now, or hold it.
 
@@ -108,7 +109,9 @@ def plan_alerts(
       are under their `max_per_hour` post it now, with their mentions; a rule over its cap
       holds it for its digest, or, without one, for one catch-up message when its hour's
       window reopens, and says so once an hour;
-    - digest rules hold it for their next digest unless it posts (or waits) some other way.
+    - digest rules hold it for their next digest unless it posts (or waits) some other way;
+    - an alert `covered` (its channel and article key) is already in, or waits for, a batch
+      that is not a digest's: it is left out, so the channel never sees the article twice.
     """
     counts = dict(recent.counts)
     oldest = dict(recent.oldest)
@@ -120,6 +123,8 @@ def plan_alerts(
     tz = ZoneInfo(settings.display_timezone)
     for article, content in alerts:
         channel, key = content.channel, article.cross_key
+        if (channel, key) in covered:
+            continue
         matched = [rules.get(name) for name in content.rules]
         now_rules = [r for r in matched if r is None or not _digest_only(r)]
         digest_rules = [r for r in matched if r is not None and _digest_only(r)]

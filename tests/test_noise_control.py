@@ -60,7 +60,8 @@ def setup(tmp_path: Path, feeds: FeedServer, rules: dict[str, str], channels: st
 
 
 def item(guid: str, title: str, clock: FixedClock) -> Item:
-    return Item(guid, title, "Officials spoke to reporters on Thursday.", clock.now())
+    link = f"https://wire.example/{guid}"
+    return Item(guid, title, "Officials spoke to reporters on Thursday.", clock.now(), link)
 
 
 def titles(double: SlackDouble, channel: str) -> list[list[str]]:
@@ -247,6 +248,8 @@ def test_alerts_during_quiet_hours_arrive_as_one_message_when_they_end(
         clock.set(end)
         await app.drain()
         clock.advance(minutes=1)
+        again = Item("q1-copy", "USFK night story one", "A copy.", clock.now(), items[0].link)
+        items.append(again)  # the same article (same link) again: already in the batch
         items.append(item("q4", "USFK morning story", clock))
         feed_server.add("/wire.xml", rss(items))
         await app.run_once()
@@ -315,3 +318,25 @@ def test_a_digest_survives_an_outage_or_a_crash_between_post_and_mark(
     assert str(double.messages("#alliance")[0]["text"]).startswith("*Digest* · usfk-digest")
     if fault == "lost-answer":
         assert len(double.posts("#alliance")) == 1  # found by its tag, not posted again
+
+
+def test_a_digest_of_200_long_matches_is_one_message_the_double_accepts_with_blocks(
+    tmp_path: Path, feed_server: FeedServer, double: SlackDouble, clock: FixedClock
+) -> None:
+    config = setup(tmp_path, feed_server, {"usfk-digest": DIGEST})
+    long = [item(f"n{n}", f"USFK {n} " + "troop levels " * 900, clock) for n in range(200)]
+    feed_server.add("/wire.xml", rss(long))
+
+    async def body(app: App) -> None:
+        await app.run_once()
+        clock.set(NINE_KST)
+        await app.drain()
+
+    scenario(config, double, clock, body)
+    (digest,) = double.messages("#alliance")
+    (post,) = double.posts("#alliance")
+    assert post.body.get("blocks"), "blocks within limits, not the plain fallback"
+    assert len(str(digest["text"])) <= 4000
+    assert "200 matches" in str(digest["text"])
+    listed = sum(str(b["text"]["text"]).count("• ") for b in digest["blocks"] if "text" in b)
+    assert f"and {200 - listed} more" in message_text(digest)

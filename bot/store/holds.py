@@ -42,6 +42,27 @@ class HoldStore(Database):
             noted={r[0]: _utc(r[1]) for r in noted},
         )
 
+    def covered(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The (channel, article key) pairs already in a batch or waiting for one that is
+        not a pending digest's (a digest drops what posts meanwhile; the others cannot)."""
+        if not pairs:
+            return set()
+        keys = sorted({key for _, key in pairs})
+        found: set[tuple[str, str]] = set()
+        with self._tx() as conn:
+            for start in range(0, len(keys), 500):
+                rows = conn.execute(
+                    sa.select(held_alerts.c.channel, held_alerts.c.cross_key).where(
+                        held_alerts.c.cross_key.in_(keys[start : start + 500]),
+                        sa.or_(
+                            held_alerts.c.kind != "digest",
+                            held_alerts.c.batch_id > 0,
+                        ),
+                    )
+                )
+                found.update((row[0], row[1]) for row in rows)
+        return found & set(pairs)
+
     def next_release(self) -> datetime | None:
         """When the earliest held alert is due (None: nothing is held)."""
         with self._tx() as conn:
