@@ -34,8 +34,15 @@ def double(slack_double: SlackDouble, clock: FixedClock) -> Iterator[SlackDouble
     yield slack_double
 
 
-def setup(tmp_path: Path, feeds: FeedServer, rules: dict[str, str], channels: str = "") -> Path:
-    """Rule files `rules` (name: YAML body), one feed /wire.xml, Seoul display time."""
+def setup(
+    tmp_path: Path,
+    feeds: FeedServer,
+    rules: dict[str, str],
+    channels: str = "",
+    feed_lines: tuple[str, ...] = (),
+) -> Path:
+    """Rule files `rules` (name: YAML body), one feed /wire.xml, Seoul display time, notices
+    to #ops."""
     folder = tmp_path / "rules"
     for name, body in rules.items():
         write(folder, f"{name}.yaml", f"name: {name}\n{body}")
@@ -44,6 +51,7 @@ def setup(tmp_path: Path, feeds: FeedServer, rules: dict[str, str], channels: st
         f"database: {tmp_path / 'state.db'}",
         "slack:",
         '  default_channel: "#news-alerts"',
+        '  admin_channel: "#ops"',
         "display_timezone: Asia/Seoul",
         "workers: 1",
         "fetch:",
@@ -55,6 +63,7 @@ def setup(tmp_path: Path, feeds: FeedServer, rules: dict[str, str], channels: st
         f"    url: {feeds.url('/wire.xml')}",
         "    interval: 1m",
         "    backlog: all",
+        *(f"    {line}" for line in feed_lines),
     ]
     return write(tmp_path, "config.yaml", "\n".join(lines) + "\n")
 
@@ -340,3 +349,17 @@ def test_a_digest_of_200_long_matches_is_one_message_the_double_accepts_with_blo
     assert "200 matches" in str(digest["text"])
     listed = sum(str(b["text"]["text"]).count("• ") for b in digest["blocks"] if "text" in b)
     assert f"and {200 - listed} more" in message_text(digest)
+
+
+def test_operational_notices_show_times_in_the_display_timezone(
+    tmp_path: Path, feed_server: FeedServer, double: SlackDouble, clock: FixedClock
+) -> None:
+    config = setup(tmp_path, feed_server, {"usfk": DIGEST}, feed_lines=("failing_after: 0",))
+    feed_server.add_status("/wire.xml", 500)
+
+    async def body(app: App) -> None:
+        await app.run_once()
+
+    scenario(config, double, clock, body)
+    (notice,) = double.messages("#ops")
+    assert "failing since 2025-07-31 15:00 KST" in str(notice["text"])
