@@ -78,7 +78,8 @@ def escape(text: str) -> str:
       Slack renders as a quote even as `&gt;`) → `＞` (U+FF1E). Slack has no backslash escape,
       and zero-width tricks are what we strip, so look-alikes are the dependable choice;
     - turns `&`, `<`, `>` into entities last, so no `<!…>`, `<@…>`, `<#…>` or `<url|label>` token
-      can come from a feed: the only tokens in a message are the links this module builds.
+      can come from a feed: the only tokens in a message are the links this module builds
+      and a rule's own mention (bot.mention).
 
     Every mrkdwn text object is `verbatim`, so Slack does not link-ify bare names or URLs
     either. Lengths are cut between source characters (never inside `&amp;` or a link token),
