@@ -198,8 +198,10 @@ class Release:
 def batches(rows: Sequence[HeldRow], now: datetime, settings: NoiseSettings) -> Release:
     """The held alerts due at `now`, one batch per (kind, channel, rule), oldest first.
 
-    A digest or catch-up for a channel in its quiet hours waits until they end; an alert that
-    reached its channel some other way meanwhile is dropped (never repeated there)."""
+    Nothing goes to a channel in its quiet hours: a digest or catch-up due then waits for their
+    end, as does a quiet-hours batch whose end the bot missed (down until the next night's
+    window), which then goes out with that night's alerts. An alert that reached its channel
+    some other way meanwhile is dropped (never repeated there)."""
     groups: dict[tuple[str, str, str], list[HeldRow]] = {}
     dropped = []
     for row in rows:
@@ -210,8 +212,8 @@ def batches(rows: Sequence[HeldRow], now: datetime, settings: NoiseSettings) -> 
             dropped.append(row.id)
             continue
         quiet = settings.quiet_hours.get(hold.channel)
-        if hold.kind != "quiet" and quiet is not None and quiet_until(quiet, now) is not None:
-            continue
+        if quiet is not None and quiet_until(quiet, now) is not None:
+            continue  # also last night's batch, if the bot was down until tonight's window
         groups.setdefault((hold.kind, hold.channel, hold.rule), []).append(row)
     out = []
     for (kind, channel, rule), group in groups.items():

@@ -27,7 +27,7 @@ from bot.noise import (
     quiet_until,
 )
 from bot.render import MAX_TEXT, render_message
-from bot.render_batch import render_batch
+from bot.render_batch import render_batch, render_terminal_batch
 from bot.rules import load_rule
 from bot.scheduler import next_fire
 from bot.slack import checked_blocks
@@ -197,6 +197,24 @@ def test_a_digest_due_in_the_channels_quiet_hours_waits_for_their_end() -> None:
     assert batches([row(1, "digest", "a", late)], late, settings).batches == ()
     morning = utc(2025, 7, 31, 22, 0)  # 07:00 in Seoul
     assert len(batches([row(1, "digest", "a", late)], morning, settings).batches) == 1
+
+
+def test_a_quiet_hours_batch_missed_until_the_next_night_goes_out_with_that_nights() -> None:
+    settings = NoiseSettings({"#news": SEOUL_NIGHT})
+    last_end, next_night = utc(2025, 7, 30, 22, 0), utc(2025, 7, 31, 14, 0)
+    rows = [row(1, "quiet", "a", last_end), row(2, "quiet", "b", utc(2025, 7, 31, 22, 0))]
+    assert batches(rows, next_night, settings).batches == ()
+    ((batch, ids),) = batches(rows, utc(2025, 7, 31, 22, 0), settings).batches
+    assert ids == (1, 2) and batch.total == 2
+
+
+def test_a_batch_prints_in_a_terminal_with_its_times_in_the_display_timezone() -> None:
+    items = tuple(alert(title=f"Story {n}") for n in range(30))
+    out = render_terminal_batch(Batch("#news", "digest", "r", items, 31), ZoneInfo("Asia/Seoul"))
+    lines = out.splitlines()
+    assert lines[0] == "[#news] Digest · r · 31 matches"
+    assert lines[1].startswith("  - Story 0 · Example Daily · 2025-07-31 14:38 KST https://")
+    assert lines[-1] == "  and 6 more" and len(lines) == 27
 
 
 # -- the keys, checked with file and line
