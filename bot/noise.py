@@ -181,7 +181,8 @@ def cap_note(rule: Rule, kind: str, release: datetime, tz: ZoneInfo) -> str:
         else f"one catch-up message at {when}, when its hour's window reopens"
     )
     return (
-        f"Rule {rule.name} reached its limit of {rule.max_per_hour} alerts an hour: "
+        f"Rule {rule.name} reached its limit of {rule.max_per_hour} "
+        f"{'alert' if rule.max_per_hour == 1 else 'alerts'} an hour: "
         f"further matches go into {where}."
     )
 

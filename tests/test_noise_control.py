@@ -225,7 +225,7 @@ def test_a_capped_rule_without_a_digest_sends_one_catch_up_when_its_hour_reopens
 
     scenario(config, double, clock, body)
     texts = [str(m["text"]) for m in double.messages("#troops")]
-    assert "reached its limit of 1 alerts an hour" in texts[1]
+    assert "reached its limit of 1 alert an hour" in texts[1]
     assert "one catch-up message at 2025-07-31 16:00 KST" in texts[1]
     assert texts[2].startswith("*Catch-up* · usfk · 2 matches")
     assert titles(double, "#troops")[2] == ["USFK story 1", "USFK story 2"]
@@ -363,3 +363,22 @@ def test_operational_notices_show_times_in_the_display_timezone(
     scenario(config, double, clock, body)
     (notice,) = double.messages("#ops")
     assert "failing since 2025-07-31 15:00 KST" in str(notice["text"])
+
+
+def test_two_feeds_polled_at_once_never_both_take_a_caps_last_place(
+    tmp_path: Path, feed_server: FeedServer, double: SlackDouble, clock: FixedClock
+) -> None:
+    rule = "channel: '#troops'\nquery: USFK\nmax_per_hour: 1\n"
+    config = setup(tmp_path, feed_server, {"usfk": rule})
+    text = config.read_text(encoding="utf-8")
+    second = f"  - name: wire2\n    url: {feed_server.url('/wire2.xml')}\n    backlog: all\n"
+    config.write_text(text + second, encoding="utf-8")
+    feed_server.add("/wire.xml", rss([item("a", "USFK story a", clock)]))
+    feed_server.add("/wire2.xml", rss([item("b", "USFK story b", clock)]))
+
+    async def body(app: App) -> None:
+        await app.run_once()  # both feeds polled concurrently
+
+    scenario(config, double, clock, body)
+    shown = titles(double, "#troops")
+    assert len(shown) == 2 and len(shown[0]) == 1 and shown[1] == []  # one alert, one note
