@@ -4,7 +4,12 @@ real slack-sdk → Slack double, with a FixedClock for the windows."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,10 +18,13 @@ import pytest
 
 from bot.app import App
 from bot.clock import FixedClock
+from bot.noise import Hold, Plan
+from bot.store import Store
+from tests.crash import REPO, prepare
 from tests.e2e import Item, make_app, message_text, rss
-from tests.factories import write
+from tests.factories import alert, write
 from tests.feedserver import FeedServer
-from tests.slackdouble import SlackDouble
+from tests.slackdouble import TOKEN, SlackDouble
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -382,3 +390,76 @@ def test_two_feeds_polled_at_once_never_both_take_a_caps_last_place(
     scenario(config, double, clock, body)
     shown = titles(double, "#troops")
     assert len(shown) == 2 and len(shown[0]) == 1 and shown[1] == []  # one alert, one note
+
+
+def test_killing_the_bot_while_it_sends_digests_loses_and_duplicates_none(
+    tmp_path: Path, slack_double: SlackDouble
+) -> None:
+    """The real bot, SIGKILLed (its whole process group) around its digest posts, restarted."""
+    config = prepare(tmp_path, channels=0, per_channel=0)
+    channels = [f"#digest-{c}" for c in range(6)]
+    now = datetime.now(UTC)
+    holds = tuple(
+        Hold("digest", ch, "r", f"url:{ch}/{n}", alert(channel=ch, title=f"{ch} {n}"), now)
+        for ch in channels
+        for n in range(5)
+    )
+    store = Store.open(tmp_path / "state.db")
+    store.record_poll(
+        "w", "u", [], [], etag=None, last_modified=None, now=now, noise=Plan(holds=holds)
+    )
+    store.close()
+    slack_double.delay(0.1, times=None)  # kills land between Slack's accepting and the answer
+    log = tmp_path / "bot.log"
+    for pause in (0.05, 0.15):  # after Slack took the posts, before the answers; then later
+        if not outstanding(tmp_path / "state.db"):
+            break
+        before = len(slack_double.requests)
+        process = start_bot(config, slack_double, log)
+        try:
+            deadline = time.monotonic() + 15
+            while len(slack_double.requests) == before and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(pause)
+        finally:
+            kill_bot(process)
+    process = start_bot(config, slack_double, log)
+    try:
+        deadline = time.monotonic() + 60
+        while outstanding(tmp_path / "state.db") and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        kill_bot(process)
+    assert "(found ts=" in log.read_text(errors="replace")  # a kill fell after Slack took one
+    for ch in channels:
+        (digest,) = slack_double.messages(ch)  # exactly once each
+        assert str(digest["text"]).startswith("*Digest* · r · 5 matches")
+
+
+def outstanding(database: Path) -> int:
+    """Alerts still held, and outbox rows of any kind not yet sent."""
+    store = Store.open(database)
+    try:
+        later = datetime.now(UTC) + timedelta(days=1)
+        return store.held_count() + len(store.due_alerts(later))
+    finally:
+        store.close()
+
+
+def start_bot(config: Path, double: SlackDouble, log: Path) -> subprocess.Popen[bytes]:
+    """`newswatch run` in its own process group (so a kill takes its worker too)."""
+    env = dict(os.environ, SLACK_BOT_TOKEN=TOKEN, SLACK_API_URL=double.base_url)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot", "--config", str(config), "run"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+
+
+def kill_bot(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
