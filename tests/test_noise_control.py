@@ -31,7 +31,7 @@ pytestmark = pytest.mark.timeout(120)
 KST = timedelta(hours=9)
 START = datetime(2025, 7, 31, 6, 0, tzinfo=UTC)  # 15:00 in Seoul
 NINE_KST = datetime(2025, 8, 1, 0, 0, tzinfo=UTC)  # 09:00 on 1 August in Seoul
-TOKEN = re.compile(r"<[!@][^>]*>")  # every mention token Slack would act on
+MENTION_TOKEN = re.compile(r"<[!@][^>]*>")  # every mention token Slack would act on
 
 
 @pytest.fixture
@@ -173,7 +173,7 @@ def test_feed_text_never_mentions_anyone_while_the_rules_mention_is_there(
     immediate, digest_message = double.messages("#alliance")
     for message, mention in ((immediate, "<!here>"), (digest_message, "<!subteam^S0ALLY>")):
         text = message_text(message)
-        assert set(TOKEN.findall(text)) == {mention}
+        assert set(MENTION_TOKEN.findall(text)) == {mention}
         assert "&lt;!channel&gt;" in text and "＠" in text  # the feed's attempts, inert
 
 
