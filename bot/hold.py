@@ -1,5 +1,4 @@
-"""Noise control in the running bot: a poll's alerts planned against the store, and the held
-alerts released as batches into the outbox when their time comes."""
+"""Noise control in the running bot: a poll's alerts planned, due held alerts released."""
 
 from __future__ import annotations
 

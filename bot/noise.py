@@ -1,5 +1,4 @@
-"""Noise control as pure decisions: which alerts post now, which wait for a digest, a cap's
-window or the end of quiet hours, and how the waiting ones are grouped into batches."""
+"""Noise control as pure decisions: which alerts post now, which wait, how waiting ones batch."""
 
 from __future__ import annotations
 
