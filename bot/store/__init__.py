@@ -3,8 +3,8 @@
 Portable SQLAlchemy Core: the same tables and statements serve PostgreSQL; every write that may
 race another instance is idempotent (unique keys with ON CONFLICT DO NOTHING). The package is
 the only user of SQLAlchemy. schema.py holds the tables and the append-only migrations;
-feeds.py, outbox.py, parking.py, notices.py and holds.py each area's reads and writes, over the engine
-and transaction of database.py; content.py the JSON an alert is kept as.
+feeds.py, outbox.py, parking.py, notices.py and holds.py each area's reads and writes, over
+the engine and transaction of database.py; content.py the JSON an alert is kept as.
 """
 
 from __future__ import annotations
