@@ -32,7 +32,7 @@ from bot.rules import load_rule
 from bot.scheduler import next_fire
 from bot.slack import checked_blocks
 from bot.store import Store
-from tests.factories import alert, article, displayed_texts, write
+from tests.factories import MENTIONS, alert, article, displayed_texts, write
 from tests.test_cli import newswatch
 
 SEOUL_NIGHT = QuietHours(time(22, 0), time(7, 0), "Asia/Seoul")
@@ -325,6 +325,16 @@ def test_a_small_batch_lists_every_alert_in_the_display_timezone() -> None:
     assert lines[0] == "*Held during quiet hours* · 2 matches"
     assert lines[1].endswith("Example Daily · 2025-07-31 14:38 KST")
     assert lines[2] == "• Two &lt;!channel&gt; · Example Daily · time unknown"
+
+
+@pytest.mark.parametrize("attempt", MENTIONS)
+def test_no_feed_text_in_a_batch_becomes_a_mention_or_a_link(attempt: str) -> None:
+    item = alert(title=f"{attempt} title", source=f"{attempt} wire", link=None)
+    for kind in ("digest", "catch-up", "quiet"):
+        batch = Batch("#news", kind, "r", (item,), 1, mentions=("channel",))
+        message = render_batch(batch)
+        for text in displayed_texts(message.text, message.blocks):
+            assert re.findall(r"<[^>]*>", text) in ([], ["<!channel>"])
 
 
 def test_an_alert_carries_its_rules_mention_and_never_one_from_the_feed() -> None:
