@@ -17,7 +17,9 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.deliver import DeliveryReport, deliver_due
 from bot.fetch import Fetcher, FetchPolicy
+from bot.hold import release_due
 from bot.models import FeedConfig
+from bot.noise import NoiseSettings
 from bot.pacing import Pace
 from bot.poll import (
     FROM_STORE,
@@ -101,6 +103,7 @@ class App:
             pace=Pace(
                 rate=config.slack.rate, burst=config.slack.burst, retry_base=config.slack.retry_base
             ),
+            noise=NoiseSettings(config.quiet_hours, config.display_timezone),
         )
         return cls(config, rt, Fetcher(fetch_policy(config)))
 
@@ -171,6 +174,7 @@ class App:
 
     async def deliver(self) -> DeliveryReport:
         async with self._deliver_lock:  # one pass at a time keeps each channel in order
+            await release_due(self.rt)  # held alerts whose time has come join the outbox
             return await deliver_due(self.rt)
 
     async def drain(self) -> DeliveryReport:

@@ -311,6 +311,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         counts = store.alert_counts()
         print(f"alerts: {counts.pending} pending, {counts.sent} sent, {counts.parked} parked")
+        if held := store.held_count():  # for a digest, a cap's window or quiet hours' end
+            out = when(store.next_release(), ZoneInfo(config.display_timezone))
+            print(f"held: {held} alerts for digests, caps and quiet hours; the next go out {out}")
         for group in store.parked():
             what = "channel refused" if group.scope == "channel" else "message refused"
             print(

@@ -16,7 +16,8 @@ from bot.fetch import (  # one source for the fetch limits
     MAX_CONCURRENT_FETCHES,
     MAX_FETCHES_PER_HOST,
 )
-from bot.models import FAILING_AFTER, SILENT_AFTER, FeedConfig, parse_duration
+from bot.models import FAILING_AFTER, SILENT_AFTER, FeedConfig, QuietHours, parse_duration
+from bot.noisekeys import read_quiet_hours
 from bot.pacing import BURST, RATE, RETRY_BASE
 from bot.schedule import SchedulePolicy
 from bot.yamlfile import Document, YamlProblem, read_yaml
@@ -62,6 +63,7 @@ class Config:
     aliases_dir: Path | None = None  # alias sets (`@usfk`) shared by every rule
     polling: SchedulePolicy = field(default_factory=SchedulePolicy)
     archive_retention: timedelta = ARCHIVE_RETENTION  # archive.retention
+    quiet_hours: dict[str, QuietHours] = field(default_factory=dict)  # by channel
 
     def feed(self, name: str) -> FeedConfig:
         for feed in self.feeds:
@@ -81,6 +83,7 @@ TOP_KEYS = {
     "workers",
     "aliases",
     "archive",
+    "channels",
 }
 SLACK_KEYS = {"default_channel", "admin_channel", "rate", "burst", "retry_base"}
 FEED_KEYS = {"name", "url", "interval", "backlog", "silent_after", "failing_after", "full_text"}
@@ -172,6 +175,7 @@ class _ConfigReader:
             aliases_dir=aliases_dir,
             polling=self.polling(top.get("polling", {})),
             archive_retention=self.archive_retention(top.get("archive", {})),
+            quiet_hours=self.channels(top.get("channels", {}), tz),
         )
 
     def path_value(self, value: Any, key: str) -> Path:
@@ -284,6 +288,28 @@ class _ConfigReader:
                 "retention",
             )
         return retention
+
+    def channels(self, value: Any, display_timezone: str) -> dict[str, QuietHours]:
+        """`channels: {"#name": {quiet_hours: "22:00-07:00", timezone: TZ}}`."""
+        if not isinstance(value, dict):
+            raise self.fail("channels must be a mapping of channel to its settings", "channels")
+        quiet = {}
+        for name, settings in value.items():
+            if not valid_channel(name):
+                raise ConfigError(
+                    self.doc.path,
+                    f"channels: {name!r} is not a channel like '#news-alerts' or an ID",
+                    self.doc.key_line("channels", name),
+                )
+            try:
+                quiet[name] = read_quiet_hours(settings, display_timezone)
+            except ValueError as exc:
+                keys = ["channels", name]
+                if isinstance(settings, dict):
+                    bad = [k for k in ("quiet_hours", "timezone") if k in settings]
+                    keys += [k for k in bad if k in str(exc)][:1]
+                raise self.fail(f"channels.{name}: {exc}", *keys) from None
+        return quiet
 
     def fetch(self, value: Any) -> FetchConfig:
         fetch = self.mapping(value, FETCH_KEYS, "fetch")

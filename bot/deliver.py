@@ -124,6 +124,8 @@ async def _deliver_one(
         try:
             if alert.notice is not None:
                 result = await rt.sender.send_notice(alert.channel, alert.notice, tag)
+            elif alert.batch is not None:
+                result = await rt.sender.send_batch(alert.batch, tag, plain=plain)
             else:
                 result = await rt.sender.send(alert.content, tag, plain=plain)
         except SlackUnknownOutcomeError as exc:

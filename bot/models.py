@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 FIELDS: tuple[str, ...] = ("title", "summary", "content")
 SILENT_AFTER = timedelta(days=2)  # a feed with nothing new for this long raises a notice
@@ -113,6 +113,9 @@ class Rule:
     feeds: tuple[str, ...] | None = None  # None: every feed
     path: str = ""
     expr: object = field(default=None, compare=False, repr=False)  # compiled query
+    digest: Digest | None = None  # None: `delivery: immediate`, each match posts at once
+    max_per_hour: int | None = None  # beyond this many alerts in a rolling hour, matches wait
+    mention: str | None = None  # `<!subteam^ID>`, `<@U…>`, `here` or `channel`
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class AlertContent:
     rules: tuple[str, ...]
     terms: tuple[str, ...]
     summary: tuple[str, ...]  # 1-3 sentences; matched terms marked with \x02 ... \x03
+    mentions: tuple[str, ...] = ()  # from the rules that speak now (never from feed text)
 
 
 @dataclass(frozen=True)
@@ -202,3 +206,34 @@ class ArticlePage:
     cross_key: str
     text: str | None
     error: str | None = None  # set when text is None: fetch refused or failed, no main text
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A rule's `delivery: {digest: CRON, timezone: TZ}`: its matches go out together."""
+
+    cron: str  # five crontab fields, e.g. "0 9 * * *"
+    timezone: str  # IANA name the cron fields are read in, e.g. "Asia/Seoul"
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A channel's quiet hours: local `start` to `end` (over midnight when end ≤ start)."""
+
+    start: time
+    end: time
+    timezone: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Several held alerts as one Slack message: a rule's digest, a rule's catch-up after its
+    hourly cap, or a channel's alerts held through its quiet hours."""
+
+    channel: str
+    kind: str  # "digest", "catch-up" or "quiet"
+    rule: str  # the rule whose digest or catch-up this is ("" for quiet hours)
+    items: tuple[AlertContent, ...]  # oldest first, at most MAX_BATCH_KEPT of them
+    total: int  # how many alerts the batch stands for (items may be fewer)
+    mentions: tuple[str, ...] = ()  # validated rule mentions: the only ones a message carries
+    since: datetime | None = None  # when the oldest alert was held

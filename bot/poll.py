@@ -8,12 +8,14 @@ import random
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 
 from bot.dedup import select
 from bot.errors import FetchError, ParseError
 from bot.fetch import Fetcher
 from bot.fulltext import fill_full_text
+from bot.hold import plan_poll
 from bot.models import FeedConfig, FetchResult
 from bot.runtime import Runtime
 from bot.schedule import (
@@ -121,16 +123,19 @@ async def poll_feed(
     chosen = select(
         processed.candidates, unseen, first_poll=first_poll, backlog=feed.backlog, now=now
     )
-    queued = await rt.db(
-        rt.store.record_poll,
-        feed.name,
-        feed.url,
-        chosen.new_articles,
-        chosen.alerts,
-        etag=fetched.etag,
-        last_modified=fetched.last_modified,
-        now=now,
-    )
+    async with rt.noise_lock:  # digests, caps and quiet hours hold some alerts back
+        plan = await plan_poll(rt, chosen.alerts)
+        queued = await rt.db(
+            rt.store.record_poll,
+            feed.name,
+            feed.url,
+            chosen.new_articles,
+            plan.immediate,
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+            now=now,
+            noise=plan,
+        )
     hint = feed_hint(processed.ttl_minutes, fetched.headers.get("cache-control"))
     polling = _succeeded(feed, polling, now, hint, bool(chosen.new_articles), policy, rand)
     await rt.db(rt.store.save_polling, feed.name, feed.url, polling, stored)
@@ -210,7 +215,7 @@ async def _recovered(
     quiet = silent_for(polling, now, first)
     if quiet >= feed.silent_after:
         since = polling.last_new_at or first
-        when = f"{since:%Y-%m-%d %H:%M} UTC" if since else "its first poll"
+        when = local_time(since, rt) if since else "its first poll"
         await rt.notice(
             key,
             f"feed {feed.name} answers but has had no new articles for {_span(quiet)} "
@@ -282,7 +287,9 @@ async def _failed(
     )
     since = polling.failing_since or now
     if now - since >= feed.failing_after:
-        await rt.notice(f"feed:{feed.name}", failing_message(feed, failures, reason, since, now))
+        await rt.notice(
+            f"feed:{feed.name}", failing_message(feed, failures, reason, since, now, _tz(rt))
+        )
     return PollOutcome(
         feed.name,
         "error",
@@ -293,13 +300,27 @@ async def _failed(
 
 
 def failing_message(
-    feed: FeedConfig, failures: int, reason: str, since: datetime, now: datetime
+    feed: FeedConfig,
+    failures: int,
+    reason: str,
+    since: datetime,
+    now: datetime,
+    tz: tzinfo = UTC,
 ) -> str:
     return (
         f"feed {feed.name} has been failing for {_span(now - since)} "
         f"({failures} {'poll' if failures == 1 else 'polls'} in a row): {reason} "
-        f"(failing since {since:%Y-%m-%d %H:%M} UTC)"
+        f"(failing since {since.astimezone(tz):%Y-%m-%d %H:%M %Z})"
     )
+
+
+def local_time(moment: datetime, rt: Runtime) -> str:
+    """A time in a notice, as every message shows it: in the display timezone."""
+    return f"{moment.astimezone(_tz(rt)):%Y-%m-%d %H:%M %Z}"
+
+
+def _tz(rt: Runtime) -> tzinfo:
+    return ZoneInfo(rt.noise.display_timezone)
 
 
 async def tell_if_failing_too_long(rt: Runtime, feed: FeedConfig, now: datetime) -> bool:
@@ -311,10 +332,12 @@ async def tell_if_failing_too_long(rt: Runtime, feed: FeedConfig, now: datetime)
     since = state.polling.failing_since
     if since is None or now - since < feed.failing_after:
         return False
-    message = failing_message(feed, state.consecutive_failures, state.last_error or "", since, now)
+    message = failing_message(
+        feed, state.consecutive_failures, state.last_error or "", since, now, _tz(rt)
+    )
     when = state.polling.next_poll_at
     if when is not None:
-        message += f"; next try at {when:%Y-%m-%d %H:%M} UTC"
+        message += f"; next try at {local_time(when, rt)}"
     await rt.notice(f"feed:{feed.name}", message)
     return True
 

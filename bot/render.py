@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from bot.mention import mentions_text
 from bot.models import AlertContent, Message
 
 MARK_START, MARK_END = "\x02", "\x03"  # bold marks from bot.summarize
@@ -77,7 +78,8 @@ def escape(text: str) -> str:
       Slack renders as a quote even as `&gt;`) → `＞` (U+FF1E). Slack has no backslash escape,
       and zero-width tricks are what we strip, so look-alikes are the dependable choice;
     - turns `&`, `<`, `>` into entities last, so no `<!…>`, `<@…>`, `<#…>` or `<url|label>` token
-      can come from a feed: the only tokens in a message are the links this module builds.
+      can come from a feed: the only tokens in a message are the links this module builds
+      and a rule's own mention (bot.mention).
 
     Every mrkdwn text object is `verbatim`, so Slack does not link-ify bare names or URLs
     either. Lengths are cut between source characters (never inside `&amp;` or a link token),
@@ -262,9 +264,12 @@ def render_message(alert: AlertContent, tz: tzinfo = UTC) -> Message:
     body = _fit_sentences(alert.summary, MAX_SECTION)
     if body:
         blocks.append({"type": "section", "text": _mrkdwn(body)})
-    prefix = f"{headline} · {meta[0]}"
+    mentions = mentions_text(alert.mentions)  # from the rules only, never from the feed
+    prefix = f"{mentions} {headline} · {meta[0]}".lstrip()
     rest = _fit_sentences(alert.summary, MAX_TEXT - len(prefix) - 3) if body else ""
     text = f"{prefix} — {rest}" if rest else prefix
+    if mentions:
+        blocks.insert(0, {"type": "section", "text": _mrkdwn(mentions)})
     return Message(channel=alert.channel, text=text, blocks=tuple(blocks))
 
 

@@ -13,11 +13,14 @@ from bot.config import valid_channel
 from bot.errors import QuerySyntaxError, RuleError
 from bot.expr import Expr, check_query, combine, describe, never_matches
 from bot.models import FIELDS, Rule
+from bot.noisekeys import NOISE_KEYS, read_noise
 from bot.query import Aliases, parse_query
 from bot.yamlfile import Document, YamlProblem, parse_yaml, read_yaml, yaml_files
 
 STRUCTURED = ("all", "any", "none")
-RULE_KEYS = frozenset({"name", "description", "query", "channel", "fields", "feeds", *STRUCTURED})
+RULE_KEYS = frozenset(
+    {"name", "description", "query", "channel", "fields", "feeds", *STRUCTURED, *NOISE_KEYS}
+)
 RULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
 
@@ -219,6 +222,7 @@ def _read_rule(
         feeds=_feeds(data.get("feeds"), doc, known_feeds),
         path=str(path),
         expr=expr,
+        **read_noise(doc),
     )
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from bot.clock import Clock
+from bot.noise import NoiseSettings
 from bot.pacing import Bucket, Pace
 from bot.rules import RuleSet
 from bot.slack import Sender
@@ -46,6 +47,8 @@ class Runtime:
     buckets: dict[str, Bucket] = field(default_factory=dict)  # per channel (ID when known)
     config_fingerprint: str = ""  # parked alerts are retried when this changes
     db_thread: Executor = field(default_factory=lambda: ThreadPoolExecutor(1, "newswatch-db"))
+    noise: NoiseSettings = field(default_factory=NoiseSettings)  # quiet hours, display timezone
+    noise_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # caps: one plan at a time
     _grouped: dict[Callable[..., None], list[tuple[Any, asyncio.Future[None]]]] = field(
         default_factory=dict, repr=False
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 log = logging.getLogger("newswatch.scheduler")
@@ -75,3 +77,59 @@ class Scheduler:
     def _skipped(self, event: JobExecutionEvent) -> None:
         self.skipped_runs += 1
         log.info("job=%s run skipped (still running or missed)", event.job_id)
+
+
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")  # crontab numbers 0-7
+
+
+def crontab_trigger(cron: str, timezone: str) -> CronTrigger:
+    """A CronTrigger for five crontab fields, weekdays numbered as crontab does (0 or 7 is
+    Sunday, 1-5 Monday to Friday); APScheduler 3 alone would count from Monday = 0."""
+    fields = cron.split()
+    if len(fields) == 5:
+        fields[4] = ",".join(_weekday_names(item) for item in fields[4].split(","))
+    return CronTrigger.from_crontab(" ".join(fields), timezone=ZoneInfo(timezone))
+
+
+def _weekday_names(item: str) -> str:
+    """One item of the weekday field with crontab's numbers spelled as names ("1-5" →
+    "mon,tue,wed,thu,fri"); names, `*` and anything unreadable are left for APScheduler."""
+    body, _, step_text = item.partition("/")
+    low_high = body.split("-")
+    if body == "*":
+        low, high = 0, 6
+    elif all(part.isdigit() for part in low_high) and len(low_high) in (1, 2):
+        low, high = int(low_high[0]), int(low_high[-1])
+        if len(low_high) == 1 and step_text:
+            high = 7
+    else:
+        return item
+    step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
+    if (step_text and step is None) or not 0 <= low <= high <= 7:
+        return item  # APScheduler says what is wrong with it
+    if body == "*" and step is None:
+        return item
+    days = range(low, high + 1, step or 1)
+    return ",".join(dict.fromkeys(WEEKDAYS[d] for d in days))
+
+
+def cron_problem(cron: str, timezone: str) -> str | None:
+    """Why `cron` (five crontab fields) in `timezone` is not a schedule, or None if it is."""
+    try:
+        crontab_trigger(cron, timezone)
+    except (ValueError, TypeError, LookupError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def next_fire(cron: str, timezone: str, after: datetime) -> datetime:
+    """The first time at or after `after` that the crontab schedule fires, in aware UTC.
+
+    APScheduler's CronTrigger reads the fields in `timezone`, DST included: a wall time
+    skipped in spring fires an hour later (02:30 → 03:30), one repeated in autumn fires at
+    both of its instants."""
+    trigger = crontab_trigger(cron, timezone)
+    fire: datetime | None = trigger.get_next_fire_time(None, after)
+    if fire is None:  # a five-field crontab always fires again; be explicit all the same
+        raise ValueError(f"schedule {cron!r} never fires after {after.isoformat()}")
+    return fire.astimezone(UTC)

@@ -23,7 +23,7 @@ from bot.errors import (
     SlackTransientError,
     SlackUnknownOutcomeError,
 )
-from bot.models import AlertContent, AlertTag, Message, PostResult
+from bot.models import AlertContent, AlertTag, Batch, Message, PostResult
 from bot.render import (
     MAX_BLOCKS,
     MAX_SECTION,
@@ -32,6 +32,7 @@ from bot.render import (
     render_terminal,
     render_terminal_notice,
 )
+from bot.render_batch import render_batch, render_terminal_batch
 
 log = logging.getLogger("newswatch.slack")
 
@@ -87,6 +88,12 @@ class Sender(Protocol):
         self, channel: str, text: str, tag: AlertTag | None = None
     ) -> PostResult: ...
 
+    async def send_batch(
+        self, batch: Batch, tag: AlertTag | None = None, *, plain: bool = False
+    ) -> PostResult:
+        """Post held alerts as one message (a digest, a catch-up, quiet hours' alerts)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -127,6 +134,11 @@ class SlackSender:
 
     async def send_notice(self, channel: str, text: str, tag: AlertTag | None = None) -> PostResult:
         return await self._post(render_notice(text, channel), _tag(tag))
+
+    async def send_batch(
+        self, batch: Batch, tag: AlertTag | None = None, *, plain: bool = False
+    ) -> PostResult:
+        return await self._post(render_batch(batch, self._tz), _tag(tag), plain=plain)
 
     async def find(
         self, channel: str, tag: AlertTag, since: datetime, channel_id: str | None = None
@@ -307,6 +319,12 @@ class TerminalSender:
     async def send_notice(self, channel: str, text: str, tag: AlertTag | None = None) -> PostResult:
         await self._write(render_terminal_notice(text, channel))
         return PostResult(channel=channel, ts=None)
+
+    async def send_batch(
+        self, batch: Batch, tag: AlertTag | None = None, *, plain: bool = False
+    ) -> PostResult:
+        await self._write(render_terminal_batch(batch, self._tz))
+        return PostResult(channel=batch.channel, ts=None)
 
     async def close(self) -> None:
         stream = self._stream or sys.stdout

@@ -25,6 +25,11 @@ VALID = [
     "name: a\nany: korea\n",
     "name: a\nall: [korea]\nnone: [japan]\n",
     "name: a\nall:\n  - any: [a, b]\n  - none: [c]\n    all: [d]\n",
+    "name: a\nquery: korea\ndelivery: immediate\nmax_per_hour: 5\nmention: here\n",
+    "name: a\nquery: korea\ndelivery: {digest: '0 9 * * *', timezone: Asia/Seoul}\n",
+    "name: a\nquery: korea\ndelivery:\n  digest: 0 9 * * 1-5\n  timezone: UTC\nmax_per_hour: 1\n",
+    "name: a\nquery: korea\nmention: '<!subteam^S0ALLY>'\n",
+    "name: a\nquery: korea\nmention: '<@U024BE7LH>'\n",
 ]
 INVALID = [
     "name: a\n",
@@ -45,6 +50,14 @@ INVALID = [
     "name: a\nall: [x, 3]\n",
     "name: a\nall:\n  - some: [x]\n",
     "name: a\nall:\n  - {}\n",
+    "name: a\nquery: korea\ndelivery: digest\n",
+    "name: a\nquery: korea\ndelivery: {digest: '0 9 * * *'}\n",
+    "name: a\nquery: korea\ndelivery: {digest: '0 9 * * *', timezone: UTC, every: 2}\n",
+    "name: a\nquery: korea\nmax_per_hour: 0\n",
+    "name: a\nquery: korea\nmax_per_hour: '5'\n",
+    "name: a\nquery: korea\nmention: '@here'\n",
+    "name: a\nquery: korea\nmention: '<!everyone>'\n",
+    "name: a\nquery: korea\nmention: '<@U1> <!channel>'\n",
 ]
 
 

@@ -3,9 +3,9 @@
 Portable SQLAlchemy Core: the same tables and statements serve PostgreSQL; every write that may
 race another instance is idempotent (unique keys with ON CONFLICT DO NOTHING). The package is
 the only user of SQLAlchemy. schema.py holds the tables and the append-only migrations;
-feeds.py, outbox.py, parking.py, notices.py and pages.py each area's reads and writes, over the
-engine and transaction of database.py; content.py the JSON an alert is kept as; archive.py every
-polled article, its full-text search and pruning.
+feeds.py, outbox.py, parking.py, notices.py, pages.py and holds.py each area's reads and writes,
+over the engine and transaction of database.py; content.py the JSON an alert is kept as;
+archive.py every polled article, its full-text search and pruning.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from bot.errors import StoreError
 from bot.store.archive import ArchivedArticle, ArchiveSpan, ArchiveStore, SearchHit
 from bot.store.content import decode_content, encode_content
 from bot.store.feeds import FeedState, FeedStore, NotModified
+from bot.store.holds import HoldStore
 from bot.store.notices import NoticeStore
 from bot.store.outbox import AlertCounts, OutboxStore, PendingAlert
 from bot.store.pages import PAGE_RETENTION, PageCounts, PageStore
@@ -53,7 +54,7 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class Store(FeedStore, OutboxStore, ParkingStore, NoticeStore, PageStore, ArchiveStore):
+class Store(HoldStore, FeedStore, OutboxStore, ParkingStore, NoticeStore, PageStore, ArchiveStore):
     """The one gateway to the database; every method is a short transaction."""
 
     @classmethod

@@ -19,6 +19,7 @@ def encode_content(content: AlertContent) -> str:
             "rules": list(content.rules),
             "terms": list(content.terms),
             "summary": list(content.summary),
+            **({"mentions": list(content.mentions)} if content.mentions else {}),
         },
         ensure_ascii=False,
     )
@@ -36,4 +37,5 @@ def decode_content(text: str) -> AlertContent:
         rules=tuple(data["rules"]),
         terms=tuple(data["terms"]),
         summary=tuple(data["summary"]),
+        mentions=tuple(data.get("mentions") or ()),
     )

@@ -12,10 +12,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bot.models import AlertContent, Article
+from bot.models import AlertContent, Article, Batch
+from bot.noise import Plan
 from bot.store.archive import archive_articles
 from bot.store.content import decode_content, encode_content
 from bot.store.database import Database
+from bot.store.holds import decode_batch, write_plan
 from bot.store.schema import alerts, feeds, seen_articles, slack_channels
 
 
@@ -30,6 +32,7 @@ class PendingAlert:
     unknown_since: datetime | None = None  # an earlier attempt may have posted it
     notice: str | None = None  # an operational notice's text (then `content` is a stand-in)
     article_key: str = ""  # the alert's cross-feed article key (unique within its channel)
+    batch: Batch | None = None  # several held alerts as one message (then `content` stands in)
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,14 @@ class OutboxStore(Database):
         etag: str | None,
         last_modified: str | None,
         now: datetime,
+        noise: Plan | None = None,
     ) -> int:
         """In ONE transaction: mark articles seen (and archive them), queue their alerts, record
         the feed's success.
 
         Returns how many alerts were queued (an alert already queued for the same article in
-        the same channel — e.g. from another feed — is not queued twice).
+        the same channel — e.g. from another feed — is not queued twice). `noise`: the alerts
+        held back and the notes of noise control, written in the same transaction.
         """
         queued = 0
         with self._tx() as conn:
@@ -125,6 +130,8 @@ class OutboxStore(Database):
                     articles_seen=feeds.c.articles_seen + len(articles),
                 )
             )
+            if noise is not None:
+                write_plan(conn, self._insert, noise, now)
         return queued
 
     def due_alerts(
@@ -292,6 +299,19 @@ class OutboxStore(Database):
 
 
 def _pending(row: Any) -> PendingAlert:
+    if row.kind == "batch":
+        batch = decode_batch(row.content)
+        stand_in = AlertContent(row.channel, batch.kind, None, "newswatch", None, (), (), ())
+        return PendingAlert(
+            row.id,
+            row.channel,
+            stand_in,
+            row.attempts,
+            row.unknown_since,
+            None,
+            row.cross_key,
+            batch,
+        )
     if row.kind == "notice":
         text = str(json.loads(row.content).get("notice", ""))
         stand_in = AlertContent(row.channel, text, None, "newswatch", None, (), (), ())

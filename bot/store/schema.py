@@ -189,6 +189,41 @@ ARCHIVE_FTS_SQLITE = (
     "VALUES ('delete', old.id, old.title, old.summary, old.content); END",
 )
 
+# version 7: noise control — alerts held for a digest, a cap or quiet hours; what each rule
+# posted in the last hour; when each rule last said it reached its cap
+held_alerts = sa.Table(
+    "held_alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # "digest", "catch-up" or "quiet"
+    sa.Column("channel", sa.String(100), nullable=False),
+    sa.Column("rule", sa.String(100), nullable=False),  # "" for quiet hours
+    sa.Column("cross_key", sa.Text, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),  # AlertContent as JSON
+    sa.Column("held_at", UTCDateTime, nullable=False),
+    sa.Column("release_at", UTCDateTime, nullable=False),
+    sa.Column("batch_id", sa.Integer),  # the outbox row that carries it; 0: dropped
+    sa.UniqueConstraint("kind", "channel", "rule", "cross_key", name="uq_held_alert"),
+    sa.Index("ix_held_due", "batch_id", "release_at"),
+)
+
+rule_posts = sa.Table(
+    "rule_posts",
+    metadata,
+    sa.Column("rule", sa.String(100), primary_key=True),
+    sa.Column("channel", sa.String(100), primary_key=True),
+    sa.Column("cross_key", sa.Text, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_rule_posts_at", "rule", "at"),
+)
+
+cap_notes = sa.Table(
+    "cap_notes",
+    metadata,
+    sa.Column("rule", sa.String(100), primary_key=True),
+    sa.Column("noted_at", UTCDateTime, nullable=False),
+)
+
 
 def _migration_1(conn: Connection) -> None:
     """The first schema: every table above as it stands at version 1."""
@@ -228,6 +263,11 @@ def _migration_5(conn: Connection) -> None:
     article_pages.create(conn, checkfirst=True)
 
 
+def _migration_7(conn: Connection) -> None:
+    """Noise control: held alerts, each rule's posts of the last hour, cap notes."""
+    metadata.create_all(conn, tables=[held_alerts, rule_posts, cap_notes])
+
+
 # Append-only: a migration, once released, is never edited; the next change is a new number.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _migration_1),
@@ -235,6 +275,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (3, _migration_3),
     (4, _migration_4),
     (5, _migration_5),
+    (7, _migration_7),
 )
 
 
