@@ -99,6 +99,7 @@ class App:
             pace=Pace(
                 rate=config.slack.rate, burst=config.slack.burst, retry_base=config.slack.retry_base
             ),
+            stories=config.stories,
         )
         return cls(config, rt, Fetcher(fetch_policy(config)))
 

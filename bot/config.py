@@ -19,6 +19,7 @@ from bot.fetch import (  # one source for the fetch limits
 from bot.models import FAILING_AFTER, SILENT_AFTER, FeedConfig, parse_duration
 from bot.pacing import BURST, RATE, RETRY_BASE
 from bot.schedule import SchedulePolicy
+from bot.story import StoryPolicy
 from bot.yamlfile import Document, YamlProblem, read_yaml
 
 DEFAULT_INTERVAL = timedelta(minutes=10)
@@ -60,6 +61,7 @@ class Config:
     workers: int = 0  # 0: one parsing process per core
     aliases_dir: Path | None = None  # alias sets (`@usfk`) shared by every rule
     polling: SchedulePolicy = field(default_factory=SchedulePolicy)
+    stories: StoryPolicy = field(default_factory=StoryPolicy)  # near-duplicates in threads
 
     def feed(self, name: str) -> FeedConfig:
         for feed in self.feeds:
@@ -78,11 +80,13 @@ TOP_KEYS = {
     "display_timezone",
     "workers",
     "aliases",
+    "stories",
 }
 SLACK_KEYS = {"default_channel", "admin_channel", "rate", "burst", "retry_base"}
 FEED_KEYS = {"name", "url", "interval", "backlog", "silent_after", "failing_after"}
 FETCH_KEYS = {"deadline", "max_bytes", "allow_private", "concurrency", "per_host"}
 POLLING_KEYS = {"backoff_cap", "retry_after_cap", "hint_cap"}
+STORY_KEYS = {"enabled", "window", "threshold"}
 
 
 def valid_channel(value: object) -> bool:
@@ -167,6 +171,7 @@ class _ConfigReader:
             workers=workers,
             aliases_dir=aliases_dir,
             polling=self.polling(top.get("polling", {})),
+            stories=self.stories(top.get("stories", {})),
         )
 
     def path_value(self, value: Any, key: str) -> Path:
@@ -261,6 +266,28 @@ class _ConfigReader:
                 if caps[key] <= timedelta(0):
                     raise self.fail(f"polling.{key} must be a positive duration", "polling", key)
         return SchedulePolicy(**caps)
+
+    def stories(self, value: Any) -> StoryPolicy:
+        stories = self.mapping(value, STORY_KEYS, "stories")
+        default = StoryPolicy()
+        enabled = stories.get("enabled", default.enabled)
+        if not isinstance(enabled, bool):
+            raise self.fail("stories.enabled must be true or false", "stories", "enabled")
+        window = default.window
+        if "window" in stories:
+            window = self.duration(stories["window"], "stories", "window")
+            if window <= timedelta(0):
+                raise self.fail("stories.window must be a positive duration", "stories", "window")
+        threshold = stories.get("threshold", default.threshold)
+        if (
+            not isinstance(threshold, int | float)
+            or isinstance(threshold, bool)
+            or not 0 < threshold <= 1
+        ):
+            raise self.fail(
+                "stories.threshold must be a number above 0 and at most 1", "stories", "threshold"
+            )
+        return StoryPolicy(enabled, window, float(threshold))
 
     def fetch(self, value: Any) -> FetchConfig:
         fetch = self.mapping(value, FETCH_KEYS, "fetch")

@@ -3,8 +3,8 @@
 Portable SQLAlchemy Core: the same tables and statements serve PostgreSQL; every write that may
 race another instance is idempotent (unique keys with ON CONFLICT DO NOTHING). The package is
 the only user of SQLAlchemy. schema.py holds the tables and the append-only migrations;
-feeds.py, outbox.py, parking.py and notices.py each area's reads and writes, over the engine
-and transaction of database.py; content.py the JSON an alert is kept as.
+feeds.py, outbox.py, parking.py, notices.py and stories.py each area's reads and writes, over
+the engine and transaction of database.py; content.py the JSON an alert is kept as.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from bot.store.notices import NoticeStore
 from bot.store.outbox import AlertCounts, OutboxStore, PendingAlert
 from bot.store.parking import ParkedGroup, ParkingStore
 from bot.store.schema import ALERT_COLUMNS_V3, MIGRATIONS, migrate, schema_version
+from bot.store.stories import StoryUpdate, ThreadParent
 
 __all__ = [
     "ALERT_COLUMNS_V3",
@@ -31,6 +32,8 @@ __all__ = [
     "ParkedGroup",
     "PendingAlert",
     "Store",
+    "StoryUpdate",
+    "ThreadParent",
     "decode_content",
     "encode_content",
     "schema_version",

@@ -14,8 +14,9 @@ from sqlalchemy.engine import Connection
 
 from bot.models import AlertContent, Article
 from bot.store.content import decode_content, encode_content
-from bot.store.database import Database
 from bot.store.schema import alerts, feeds, seen_articles, slack_channels
+from bot.store.stories import StoryStore
+from bot.story import Recent, StoryGrouping
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class AlertCounts:
     parked: int = 0
 
 
-class OutboxStore(Database):
+class OutboxStore(StoryStore):
     """Seen articles and their alerts, written together; pending alerts until Slack has them."""
 
     def unseen(self, feed: str, keys: Sequence[str]) -> set[str]:
@@ -70,13 +71,16 @@ class OutboxStore(Database):
         etag: str | None,
         last_modified: str | None,
         now: datetime,
+        stories: StoryGrouping | None = None,
     ) -> int:
         """In ONE transaction: mark articles seen, queue their alerts, record the feed's success.
 
         Returns how many alerts were queued (an alert already queued for the same article in
-        the same channel — e.g. from another feed — is not queued twice).
+        the same channel — e.g. from another feed — is not queued twice). With `stories`, each
+        queued alert joins the recent story it repeats in its channel, or starts one.
         """
         queued = 0
+        recent: dict[str, list[Recent]] = {}  # each channel's recent stories, read once
         with self._tx() as conn:
             self._touch_feed(conn, feed, url)
             if articles:
@@ -108,6 +112,10 @@ class OutboxStore(Database):
                     .on_conflict_do_nothing()
                 )
                 queued += max(result.rowcount, 0)
+                if stories is not None and result.rowcount > 0:
+                    key = result.inserted_primary_key
+                    assert key is not None
+                    self._join_story(conn, int(key[0]), article, content, stories, now, recent)
             conn.execute(
                 feeds.update()
                 .where(feeds.c.name == feed)
