@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.story_grouping import load_items, load_labels, measure
 from bot.clock import FixedClock
+from bot.config import load_config
 from bot.deliver import DeliveryReport, deliver_due
+from bot.errors import ConfigError
 from bot.models import Article
 from bot.pacing import Pace
 from bot.runtime import Runtime
@@ -31,7 +34,10 @@ from bot.story import (
     signature_of_text,
     story_score,
 )
+from tests.e2e import Item, make_app, rss, write_config
 from tests.factories import alert, article
+from tests.feedserver import FeedServer
+from tests.shared import CORPUS, need
 from tests.slackdouble import TOKEN, SlackDouble
 
 NOW = datetime(2025, 7, 31, 6, 0, tzinfo=UTC)
@@ -364,3 +370,140 @@ def test_feed_text_in_a_reply_is_escaped(
     text = readable(reply)
     assert "<!channel>" not in text and "<@U1" not in text and "*Wire*" not in text
     assert "&lt;!channel&gt;" in text
+
+
+# -- configuration
+
+
+def config_text(stories: str) -> str:
+    return (
+        'rules: rules/\nslack:\n  default_channel: "#news-alerts"\n'
+        f"{stories}"
+        "feeds:\n  - name: wire\n    url: https://wire.example/rss.xml\n"
+    )
+
+
+def test_the_stories_settings_are_read_and_default_to_three_days(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(config_text(""), encoding="utf-8")
+    assert load_config(path).stories == StoryPolicy(True, timedelta(hours=72), 0.5)
+    path.write_text(
+        config_text("stories:\n  window: 12h\n  threshold: 0.7\n  enabled: false\n"),
+        encoding="utf-8",
+    )
+    assert load_config(path).stories == StoryPolicy(False, timedelta(hours=12), 0.7)
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        ("window: 0s", "stories.window must be a positive duration"),
+        ("window: soon", "not a duration"),
+        ("threshold: 0", "stories.threshold"),
+        ("threshold: 1.5", "stories.threshold"),
+        ("threshold: high", "stories.threshold"),
+        ("enabled: yes please", "stories.enabled"),
+        ("windows: 3d", "unknown key 'windows'"),
+    ],
+)
+def test_bad_stories_settings_are_refused_with_their_line(
+    tmp_path: Path, setting: str, reason: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(config_text(f"stories:\n  {setting}\n"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=reason) as caught:
+        load_config(path)
+    assert caught.value.line == 5
+
+
+# -- the real pipeline: feed server → bot → slack-sdk → double
+
+
+RULE = "name: squadron\nchannel: '#korea'\nquery: squadron OR 비행대대\n"
+
+
+def item(guid: str, title: str, body: str, when: datetime, site: str) -> Item:
+    return Item(guid, title, body, when, link=f"https://{site}.example/{guid}")
+
+
+def test_copies_from_other_feeds_thread_under_the_first_through_the_whole_bot(
+    tmp_path: Path, feed_server: FeedServer, double: SlackDouble, clock: FixedClock
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "squadron.yaml").write_text(RULE, encoding="utf-8")
+    urls = {name: feed_server.url(f"/{name}.xml") for name in ("one", "two")}
+    feed_server.add("/one.xml", rss([], title="Wire One"))
+    feed_server.add("/two.xml", rss([], title="Wire Two"))
+    config = write_config(tmp_path, urls, rules=rules)
+
+    async def scenario() -> None:
+        app = make_app(config, double, clock)
+        try:
+            await app.run_once()
+            clock.advance(minutes=10)
+            first = item("a1", FIRST.title, LEAD, clock.now(), "one")
+            feed_server.add("/one.xml", rss([first], title="Wire One"))
+            await app.run_once()
+            clock.advance(minutes=10)
+            copy = item("b1", SECOND.title, REWRITE, clock.now(), "two")
+            feed_server.add("/two.xml", rss([copy], title="Wire Two"))
+            await app.run_once()
+        finally:
+            await app.close()
+
+    asyncio.run(scenario())
+    top = double.top_level("#korea")
+    assert len(top) == 1 and FIRST.title in top[0]["text"]
+    replies = double.replies("#korea", top[0]["ts"])
+    assert len(replies) == 1 and "also reported by Wire Two" in replies[0]["text"]
+    assert "also reported by 1 other source" in readable(top[0])
+
+
+def test_an_article_edited_at_its_source_does_not_alert_again(
+    tmp_path: Path, feed_server: FeedServer, double: SlackDouble, clock: FixedClock
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "squadron.yaml").write_text(RULE, encoding="utf-8")
+    feed_server.add("/one.xml", rss([], title="Wire One"))
+    config = write_config(tmp_path, {"one": feed_server.url("/one.xml")}, rules=rules)
+
+    async def scenario() -> None:
+        app = make_app(config, double, clock)
+        try:
+            await app.run_once()
+            clock.advance(minutes=10)
+            first = item("a1", FIRST.title, LEAD, clock.now(), "one")
+            feed_server.add("/one.xml", rss([first], title="Wire One"))
+            await app.run_once()
+            assert len(double.messages()) == 1
+            for minutes, edited in (
+                (10, replace(first, title=f"UPDATED: {FIRST.title}")),
+                (10, replace(first, body=f"{LEAD} The Army declined to comment.")),
+                (10, replace(first, title="Army confirms squadron deactivation", body=OTHER)),
+            ):
+                clock.advance(minutes=minutes)
+                feed_server.add("/one.xml", rss([edited], title="Wire One"))
+                outcomes = await app.run_once()
+                assert outcomes[0].status == "ok"  # a fresh 200 with the edited entry
+        finally:
+            await app.close()
+
+    asyncio.run(scenario())
+    assert len(double.messages()) == 1, "an edit is not a new article"
+    assert double.updates() == []
+    assert len(double.posts()) == 1
+
+
+# -- the real story in the corpus
+
+
+def test_the_battalion_story_in_the_corpus_is_a_few_posts_and_nothing_unrelated_joins() -> None:
+    need(CORPUS / "items.jsonl")
+    items = load_items(only_same_days=True)
+    figures = measure(items, load_labels(), StoryPolicy())
+    assert figures.baseline == 22
+    assert figures.posts <= 4, "measured: 3 top-level posts for the 22 reports"
+    assert figures.unrelated == 0, "no article of another story joins a thread"
+    assert figures.recall >= 0.55, "measured: 0.63 of the same-story pairs threaded"
