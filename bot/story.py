@@ -17,6 +17,7 @@ SHINGLE_WORDS = 2  # Latin script: overlapping runs of this many words
 HANGUL_GRAM = 3  # Hangul: overlapping runs of this many syllables, spaces left out
 WINDOW = timedelta(hours=72)
 MIN_SHINGLES = 40  # a shorter text is scored as if it had this many
+MAX_RECENT = 2000  # a channel's newest stories compared with a new alert, at most
 THRESHOLD = 0.5  # estimated share of the smaller text's shingles found in the other
 
 

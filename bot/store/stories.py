@@ -13,7 +13,7 @@ from bot.models import AlertContent, Article
 from bot.store.content import decode_content
 from bot.store.database import Database
 from bot.store.schema import alerts, stories, story_members
-from bot.story import Recent, Signature, StoryGrouping, same_story, story_sources
+from bot.story import MAX_RECENT, Recent, Signature, StoryGrouping, same_story, story_sources
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,13 @@ class StoryStore(Database):
                     story_members.c.story_id,
                     story_members.c.signature,
                     story_members.c.at,
-                ).where(
+                )
+                .where(
                     story_members.c.channel == channel,
                     story_members.c.at >= now - policy.window,
                 )
+                .order_by(story_members.c.at.desc(), story_members.c.alert_id.desc())
+                .limit(MAX_RECENT)
             ).all()
             recent[channel] = [
                 Recent(r.alert_id, r.story_id, Signature.decode(r.signature), r.at) for r in rows
