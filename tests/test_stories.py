@@ -4,6 +4,7 @@ against the Slack double reached by the real slack-sdk client, with a controlled
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import random
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from bot.errors import ConfigError
 from bot.models import Article
 from bot.pacing import Pace
 from bot.runtime import Runtime
-from bot.slack import EVENT_TYPE, SlackSender
+from bot.slack import EVENT_TYPE, SlackSender, TerminalSender
 from bot.store import Store
 from bot.story import (
     Recent,
@@ -507,3 +508,26 @@ def test_the_battalion_story_in_the_corpus_is_a_few_posts_and_nothing_unrelated_
     assert figures.posts <= 4, "measured: 3 top-level posts for the 22 reports"
     assert figures.unrelated == 0, "no article of another story joins a thread"
     assert figures.recall >= 0.55, "measured: 0.63 of the same-story pairs threaded"
+
+
+def test_without_slack_a_copy_prints_as_a_reply_under_its_story(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    out = io.StringIO()
+    rt = Runtime(
+        clock=clock,
+        store=Store.open(tmp_path / "state.db"),
+        sender=TerminalSender(out),
+        admin_channel=None,
+        make_workers=lambda: ThreadPoolExecutor(1),
+    )
+    try:
+        queue(rt, [FIRST])
+        run(rt)
+        queue(rt, [SECOND])
+        run(rt)
+    finally:
+        close(rt)
+    printed = out.getvalue()
+    assert printed.count(FIRST.title) == 1
+    assert f"also reported by Wire Two: {SECOND.title} {SECOND.link}" in printed
