@@ -1,6 +1,6 @@
 """How many top-level posts one story makes, with and without grouping near-duplicates.
 
-    .venv/bin/python benchmarks/story_grouping.py [-v] [--sweep] [--all]
+    .venv/bin/python benchmarks/story_grouping.py [-v] [--sweep] [--shingles] [--all]
 
 Data, read in place from the shared corpus (NEWSWATCH_SHARED, default ../shared): the 163
 Naver news articles of 28 December 2025 to 2 January 2026, among them 22 Korean reports of one
@@ -13,6 +13,8 @@ days, judged by hand, are in tests/data/story_cluster.json.
 - Same days: grouping over all 163 articles; a merge of two articles the labels call
   different stories is an unrelated merge. Precision: the share of merges that are right;
   recall: the share of the labelled same-story pairs threaded.
+- `--shingles`: other ways to shingle Korean (eojeol pairs, syllable bigrams, 4-grams) beside
+  the bot's syllable trigrams, each at the lowest threshold that merges nothing unrelated.
 - `--all`: every corpus item (20,912, other years too) as if all had arrived in one window,
   the harshest case; merges between the 163 articles and any other item are unrelated by
   construction (years apart). Takes a few minutes.
@@ -21,13 +23,15 @@ days, judged by hand, are in tests/data/story_cluster.json.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import heapq
 import html
 import json
 import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +41,7 @@ if str(REPO) not in sys.path:  # run as a script: make `tests.shared` importable
     sys.path.insert(0, str(REPO))
 
 from bot.story import (  # noqa: E402
+    SIGNATURE_SIZE,
     Recent,
     Signature,
     StoryPolicy,
@@ -45,6 +50,7 @@ from bot.story import (  # noqa: E402
     story_score,
     story_text,
 )
+from bot.textnorm import is_hangul, words  # noqa: E402
 from tests.shared import CORPUS  # noqa: E402
 
 LABELS = REPO / "tests" / "data" / "story_cluster.json"
@@ -118,7 +124,15 @@ class Grouping:
         return len(set(self.story_of.values()))
 
 
-def group(items: Sequence[Item], policy: StoryPolicy) -> Grouping:
+Sign = Callable[[str, str], Signature]
+
+
+def bot_signature(title: str, body: str) -> Signature:
+    """The signature the bot computes for an article with this headline and text."""
+    return signature_of_text(story_text(title, body))
+
+
+def group(items: Sequence[Item], policy: StoryPolicy, sign: Sign = bot_signature) -> Grouping:
     """The bot's decision, item after item, against every earlier item.
 
     The bot compares a new article with each recent one of its channel; over 20,912 items
@@ -133,7 +147,7 @@ def group(items: Sequence[Item], policy: StoryPolicy) -> Grouping:
     story_of: dict[str, str] = {}
     merged = []
     for item in items:
-        sig = signature_of_text(story_text(item.title, item.body))
+        sig = sign(item.title, item.body)
         shared: Counter[int] = Counter()
         for h in sig.hashes:
             shared.update(index.get(h, ()))
@@ -172,14 +186,16 @@ class Figures:
     recall: float
 
 
-def measure(items: Sequence[Item], labels: Labels, policy: StoryPolicy) -> Figures:
+def measure(
+    items: Sequence[Item], labels: Labels, policy: StoryPolicy, sign: Sign = bot_signature
+) -> Figures:
     """The cluster's posts with and without grouping, and the merges over the same days."""
     same_days = [i for i in items if i.same_days]
     wanted = set(labels.cluster)
     cluster = [i for i in same_days if i.id in wanted]
     baseline = len({i.id for i in cluster})  # each report has its own link: its own post
-    posts = group(cluster, policy).stories
-    grouping = group(same_days, policy)
+    posts = group(cluster, policy, sign).stories
+    grouping = group(same_days, policy, sign)
     unrelated = sum(1 for a, b, _ in grouping.merged if not labels.same(a, b))
     by_story = Counter(labels.story.get(i.id, i.id) for i in same_days)
     possible = sum(n - 1 for n in by_story.values())
@@ -232,11 +248,62 @@ def harshest(items: Sequence[Item], labels: Labels, policy: StoryPolicy) -> None
         print(f"  ✗ {by_id[a].title[:50]!r} → {by_id[b].title[:50]!r}")
 
 
+def _sketch(shingles: set[str]) -> Signature:
+    hashes = {
+        int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "big") for s in shingles
+    }
+    return Signature(tuple(heapq.nsmallest(SIGNATURE_SIZE, hashes)), len(hashes))
+
+
+def hangul_grams(n: int) -> Sign:
+    """Hangul shingled by syllable n-grams (spaces left out), other words in pairs."""
+
+    def sign(title: str, body: str) -> Signature:
+        tokens = words(story_text(title, body))
+        run = "".join(t for t in tokens if is_hangul(t))
+        other = [t for t in tokens if not is_hangul(t)]
+        found = {run[i : i + n] for i in range(max(len(run) - n + 1, 0))}
+        found.update(" ".join(other[i : i + 2]) for i in range(max(len(other) - 1, 0)))
+        return _sketch(found)
+
+    return sign
+
+
+def eojeol_pairs(title: str, body: str) -> Signature:
+    """Every word in pairs, a Hangul eojeol (particles included) being one word."""
+    tokens = words(story_text(title, body))
+    return _sketch({" ".join(tokens[i : i + 2]) for i in range(max(len(tokens) - 1, 0))})
+
+
+def compare_shingles(items: Sequence[Item], labels: Labels) -> None:
+    """For each way of shingling Korean: the lowest threshold (0.30 to 0.70) at which no
+    unrelated articles merge, and the posts and recall it gives."""
+    variants: list[tuple[str, Sign]] = [
+        ("eojeol pairs", eojeol_pairs),
+        ("syllable bigrams", hangul_grams(2)),
+        ("syllable trigrams (the bot)", bot_signature),
+        ("syllable 4-grams", hangul_grams(4)),
+    ]
+    for name, sign in variants:
+        for step in range(30, 75, 5):
+            policy = StoryPolicy(threshold=step / 100)
+            figures = measure(items, labels, policy, sign)
+            if figures.unrelated == 0:
+                print(
+                    f"{name}: no unrelated merge from threshold {policy.threshold:.2f}, where "
+                    f"the 22 reports make {figures.posts} posts (recall {figures.recall:.2f})"
+                )
+                break
+        else:
+            print(f"{name}: unrelated merges at every threshold up to 0.70")
+
+
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="list the merges")
     parser.add_argument("--sweep", action="store_true", help="try several thresholds")
     parser.add_argument("--all", action="store_true", help="also every corpus item at once")
+    parser.add_argument("--shingles", action="store_true", help="compare ways to shingle Hangul")
     args = parser.parse_args(list(argv) if argv is not None else None)
     if not ITEMS.exists():
         print(f"corpus not found: {ITEMS} (set NEWSWATCH_SHARED)")
@@ -247,6 +314,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     thresholds = [0.3, 0.4, 0.45, 0.5, 0.6, 0.7] if args.sweep else [policy.threshold]
     for threshold in thresholds:
         report(items, labels, replace(policy, threshold=threshold), args.verbose)
+    if args.shingles:
+        compare_shingles(items, labels)
     if args.all:
         harshest(items, labels, policy)
     return 0
