@@ -104,6 +104,7 @@ class App:
                 rate=config.slack.rate, burst=config.slack.burst, retry_base=config.slack.retry_base
             ),
             noise=NoiseSettings(config.quiet_hours, config.display_timezone),
+            stories=config.stories,
         )
         return cls(config, rt, Fetcher(fetch_policy(config)))
 

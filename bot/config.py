@@ -20,6 +20,7 @@ from bot.models import FAILING_AFTER, SILENT_AFTER, FeedConfig, QuietHours, pars
 from bot.noisekeys import read_quiet_hours
 from bot.pacing import BURST, RATE, RETRY_BASE
 from bot.schedule import SchedulePolicy
+from bot.story import StoryPolicy
 from bot.yamlfile import Document, YamlProblem, read_yaml
 
 DEFAULT_INTERVAL = timedelta(minutes=10)
@@ -64,6 +65,7 @@ class Config:
     polling: SchedulePolicy = field(default_factory=SchedulePolicy)
     archive_retention: timedelta = ARCHIVE_RETENTION  # archive.retention
     quiet_hours: dict[str, QuietHours] = field(default_factory=dict)  # by channel
+    stories: StoryPolicy = field(default_factory=StoryPolicy)  # near-duplicates in threads
 
     def feed(self, name: str) -> FeedConfig:
         for feed in self.feeds:
@@ -84,12 +86,14 @@ TOP_KEYS = {
     "aliases",
     "archive",
     "channels",
+    "stories",
 }
 SLACK_KEYS = {"default_channel", "admin_channel", "rate", "burst", "retry_base"}
 FEED_KEYS = {"name", "url", "interval", "backlog", "silent_after", "failing_after", "full_text"}
 FETCH_KEYS = {"deadline", "max_bytes", "allow_private", "concurrency", "per_host"}
 POLLING_KEYS = {"backoff_cap", "retry_after_cap", "hint_cap"}
 ARCHIVE_KEYS = {"retention"}
+STORY_KEYS = {"enabled", "window", "threshold"}
 
 
 def valid_channel(value: object) -> bool:
@@ -176,6 +180,7 @@ class _ConfigReader:
             polling=self.polling(top.get("polling", {})),
             archive_retention=self.archive_retention(top.get("archive", {})),
             quiet_hours=self.channels(top.get("channels", {}), tz),
+            stories=self.stories(top.get("stories", {})),
         )
 
     def path_value(self, value: Any, key: str) -> Path:
@@ -310,6 +315,28 @@ class _ConfigReader:
                     keys += [k for k in bad if k in str(exc)][:1]
                 raise self.fail(f"channels.{name}: {exc}", *keys) from None
         return quiet
+
+    def stories(self, value: Any) -> StoryPolicy:
+        stories = self.mapping(value, STORY_KEYS, "stories")
+        default = StoryPolicy()
+        enabled = stories.get("enabled", default.enabled)
+        if not isinstance(enabled, bool):
+            raise self.fail("stories.enabled must be true or false", "stories", "enabled")
+        window = default.window
+        if "window" in stories:
+            window = self.duration(stories["window"], "stories", "window")
+            if window <= timedelta(0):
+                raise self.fail("stories.window must be a positive duration", "stories", "window")
+        threshold = stories.get("threshold", default.threshold)
+        if (
+            not isinstance(threshold, int | float)
+            or isinstance(threshold, bool)
+            or not 0 < threshold <= 1
+        ):
+            raise self.fail(
+                "stories.threshold must be a number above 0 and at most 1", "stories", "threshold"
+            )
+        return StoryPolicy(enabled, window, float(threshold))
 
     def fetch(self, value: Any) -> FetchConfig:
         fetch = self.mapping(value, FETCH_KEYS, "fetch")

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.errors import (
@@ -46,6 +46,7 @@ class _Pass:
     parked: int = 0
     reconciled: int = 0
     paced_until: datetime | None = None
+    threads: dict[int, int] = field(default_factory=dict)  # reply alert id: its story's first
 
 
 async def deliver_due(rt: Runtime, rng: random.Random | None = None) -> DeliveryReport:
@@ -59,13 +60,15 @@ async def deliver_due(rt: Runtime, rng: random.Random | None = None) -> Delivery
         return DeliveryReport()
     # a channel can take at most `burst` posts per pass: fetch no more, so none crowds out another
     due = await rt.db(rt.store.due_alerts, now, BATCH, per_channel=rt.pace.burst)
+    state = _Pass(rng or random.Random())
     if not due:
+        await update_stories(rt, state.rng)
         return DeliveryReport()
     channel_ids = await rt.db(rt.store.channel_ids)
     by_channel: dict[str, list[PendingAlert]] = {}
     for alert in due:
         by_channel.setdefault(alert.channel, []).append(alert)
-    state = _Pass(rng or random.Random())
+    state.threads = await rt.db(rt.store.story_parents, [a.id for a in due if a.notice is None])
     sent_to = await asyncio.gather(
         *(
             _drain(rt, state, channel, alerts, channel_ids.get(channel))
@@ -75,6 +78,7 @@ async def deliver_due(rt: Runtime, rng: random.Random | None = None) -> Delivery
     if state.sent or state.reconciled:
         rt.sending_paused_until = None
         await _resolve_recovered(rt, [c for c, ok in zip(by_channel, sent_to, strict=True) if ok])
+    await update_stories(rt, state.rng)
     return DeliveryReport(
         state.sent, state.failed, state.parked, state.reconciled, state.paced_until
     )
@@ -111,8 +115,9 @@ async def _deliver_one(
 ) -> str:
     """Post one alert (after looking for an earlier uncertain post of it); the outcome is
     "sent", "parked" (the channel carries on) or "held" (the channel waits)."""
+    thread_ts = await _thread_of(rt, state, alert)
     if alert.unknown_since is not None:
-        found = await _find_earlier_post(rt, state, alert, channel_id)
+        found = await _find_earlier_post(rt, state, alert, channel_id, thread_ts)
         if found == "held":
             return "held"
         if found == "found":
@@ -126,6 +131,8 @@ async def _deliver_one(
                 result = await rt.sender.send_notice(alert.channel, alert.notice, tag)
             elif alert.batch is not None:
                 result = await rt.sender.send_batch(alert.batch, tag, plain=plain)
+            elif thread_ts is not None:
+                result = await rt.sender.send_reply(alert.content, thread_ts, tag, plain=plain)
             else:
                 result = await rt.sender.send(alert.content, tag, plain=plain)
         except SlackUnknownOutcomeError as exc:
@@ -165,13 +172,20 @@ async def _deliver_one(
 
 
 async def _find_earlier_post(
-    rt: Runtime, state: _Pass, alert: PendingAlert, channel_id: str | None
+    rt: Runtime,
+    state: _Pass,
+    alert: PendingAlert,
+    channel_id: str | None,
+    thread_ts: str | None = None,
 ) -> str:
-    """Look in Slack for an earlier post of the alert: "found", "absent" or "held"."""
+    """Look in Slack (in the thread of `thread_ts` for a reply) for an earlier post of the
+    alert: "found", "absent" or "held"."""
     assert alert.unknown_since is not None
     try:
         tag = AlertTag.of(alert.id, alert.article_key)
-        found = await rt.sender.find(alert.channel, tag, alert.unknown_since, channel_id)
+        found = await rt.sender.find(
+            alert.channel, tag, alert.unknown_since, channel_id, thread_ts or None
+        )
     except SlackTransientError as exc:
         delay = retry_delay(alert.attempts, exc.retry_after, state.rng, rt.pace)
         await _retry_later(rt, state, alert, exc.reason, delay, alert.unknown_since)
@@ -254,3 +268,57 @@ async def _resolve_recovered(rt: Runtime, channels: Sequence[str]) -> None:
         elif key.startswith(prefixes) and not key.endswith(":history"):
             channel = key.split(":")[1]
             await rt.resolve(key, f"{channel} takes messages again")
+
+
+async def _thread_of(rt: Runtime, state: _Pass, alert: PendingAlert) -> str | None:
+    """The ts of the message whose thread a near-duplicate goes into; None: post it top-level.
+
+    Its story's first alert is older and in the same channel, so it has been delivered or
+    given up by now: a reply whose first post was parked is posted on its own instead (and
+    starts a story of its own)."""
+    story = state.threads.get(alert.id)
+    if story is None:
+        return None
+    parent = await rt.db(rt.store.thread_parent, story)
+    if parent.status == "sent":
+        return parent.ts or ""  # no ts (a terminal): printed as a reply all the same
+    log.info(
+        "alert id=%d: its story's first alert is %s, posted top-level", alert.id, parent.status
+    )
+    await rt.db(rt.store.leave_story, alert.id)
+    del state.threads[alert.id]
+    return None
+
+
+async def update_stories(rt: Runtime, rng: random.Random) -> int:
+    """Bring the "also reported by N other sources" of each story's first message up to date;
+    returns how many messages were updated. An update is idempotent (it sets the count), so a
+    crash or a lost answer only means doing it again; a failed one is retried later."""
+    updated = 0
+    for update in await rt.db(rt.store.story_updates, rt.clock.now()):
+        if update.sources == update.shown or update.ts is None or update.channel_id is None:
+            # nothing to show, or nowhere to show it: done once every reply is settled
+            await rt.db(rt.store.story_shown, update.story_id, update.shown, update.settled)
+            continue
+        tag = AlertTag.of(update.story_id, update.article_key)
+        try:
+            await rt.sender.update_story(
+                update.content, update.channel_id, update.ts, update.sources, tag
+            )
+        except (SlackTransientError, SlackCredentialError) as exc:
+            retry_at = rt.clock.now() + backoff(1, rt.pace, rng)
+            log.warning("story id=%d update failed (%s): retried later", update.story_id, exc)
+            await rt.db(rt.store.story_retry, update.story_id, retry_at)
+            continue
+        except SlackPermanentError as exc:  # e.g. message_not_found: nothing left to update
+            log.warning("story id=%d cannot be updated (%s)", update.story_id, exc.reason)
+        else:
+            updated += 1
+            log.info(
+                "story id=%d channel=%s updated: %d other sources",
+                update.story_id,
+                update.channel,
+                update.sources,
+            )
+        await rt.db(rt.store.story_shown, update.story_id, update.sources, update.settled)
+    return updated

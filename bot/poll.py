@@ -30,6 +30,7 @@ from bot.schedule import (
     silent_for,
 )
 from bot.store import FeedState, NotModified
+from bot.story import StoryGrouping
 from bot.work import process_body
 
 log = logging.getLogger("newswatch.poll")
@@ -135,6 +136,7 @@ async def poll_feed(
             last_modified=fetched.last_modified,
             now=now,
             noise=plan,
+            stories=StoryGrouping(rt.stories, processed.signatures) if rt.stories.enabled else None,
         )
     hint = feed_hint(processed.ttl_minutes, fetched.headers.get("cache-control"))
     polling = _succeeded(feed, polling, now, hint, bool(chosen.new_articles), policy, rand)

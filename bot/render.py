@@ -318,3 +318,43 @@ def render_terminal_notice(text: str, channel: str = "") -> str:
     """An operational notice for a terminal: one line, controls stripped."""
     where = f"[{_clean(channel)}] " if channel else ""
     return f"{where}notice: {_clean(text)}"
+
+
+def render_reply(alert: AlertContent, tz: tzinfo = UTC) -> Message:
+    """A near-duplicate in its story's thread: "also reported by <source>: <linked headline>"."""
+    title = _fit(alert.title, MAX_HEADLINE) or "(untitled)"
+    url = safe_url(alert.link)
+    link = _entities(url) if url and len(url) <= MAX_URL else None
+    headline = f"<{link}|{title}>" if link else title
+    source = _fit(alert.source, MAX_NAME) or "unknown source"
+    text = f"also reported by {source}: {headline}"
+    meta = [_when(alert.published, tz)]
+    if alert.rules:
+        meta.append(f"Rules: {_names(alert.rules)}")
+    blocks: tuple[dict[str, object], ...] = (
+        {"type": "section", "text": _mrkdwn(text)},
+        {"type": "context", "elements": [_mrkdwn(" · ".join(meta))]},
+    )
+    return Message(channel=alert.channel, text=text, blocks=blocks)
+
+
+def render_story(alert: AlertContent, others: int, tz: tzinfo = UTC) -> Message:
+    """A story's first message again, saying how many other sources reported it (in its thread)."""
+    message = render_message(alert, tz)
+    if others <= 0:
+        return message
+    note = f"also reported by {others} other {'source' if others == 1 else 'sources'} (thread)"
+    extra: dict[str, object] = {"type": "context", "elements": [_mrkdwn(note)]}
+    text = f"{message.text} · {note}"
+    return Message(
+        message.channel, text if len(text) <= MAX_TEXT else message.text, (*message.blocks, extra)
+    )
+
+
+def render_terminal_reply(alert: AlertContent) -> str:
+    """A near-duplicate for a terminal: one line under the story it repeats."""
+    title = _clean(alert.title, max_len=300) or "(untitled)"
+    url = safe_url(alert.link)
+    return f"[{_clean(alert.channel)}]   also reported by {_clean(alert.source)}: {title}" + (
+        f" {url}" if url else ""
+    )

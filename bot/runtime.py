@@ -19,6 +19,7 @@ from bot.pacing import Bucket, Pace
 from bot.rules import RuleSet
 from bot.slack import Sender
 from bot.store import Store
+from bot.story import StoryPolicy
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -55,6 +56,7 @@ class Runtime:
     _group_writers: dict[Callable[..., None], asyncio.Task[None]] = field(
         default_factory=dict, repr=False
     )
+    stories: StoryPolicy = field(default_factory=StoryPolicy)  # near-duplicates go in threads
 
     def __post_init__(self) -> None:
         self.workers = self.make_workers()

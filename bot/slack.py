@@ -29,8 +29,11 @@ from bot.render import (
     MAX_SECTION,
     render_message,
     render_notice,
+    render_reply,
+    render_story,
     render_terminal,
     render_terminal_notice,
+    render_terminal_reply,
 )
 from bot.render_batch import render_batch, render_terminal_batch
 
@@ -79,9 +82,32 @@ class Sender(Protocol):
         ...
 
     async def find(
-        self, channel: str, tag: AlertTag, since: datetime, channel_id: str | None = None
+        self,
+        channel: str,
+        tag: AlertTag,
+        since: datetime,
+        channel_id: str | None = None,
+        thread_ts: str | None = None,
     ) -> PostResult | None:
-        """The message already posted with `tag` since `since`, or None if there is none."""
+        """The message already posted with `tag` since `since` (in the thread of `thread_ts`,
+        if given), or None if there is none."""
+        ...
+
+    async def send_reply(
+        self,
+        alert: AlertContent,
+        thread_ts: str,
+        tag: AlertTag | None = None,
+        *,
+        plain: bool = False,
+    ) -> PostResult:
+        """Post a near-duplicate into the thread of its story's first message."""
+        ...
+
+    async def update_story(
+        self, alert: AlertContent, channel_id: str, ts: str, others: int, tag: AlertTag
+    ) -> None:
+        """Show on a story's first message how many other sources reported it."""
         ...
 
     async def send_notice(
@@ -140,10 +166,46 @@ class SlackSender:
     ) -> PostResult:
         return await self._post(render_batch(batch, self._tz), _tag(tag), plain=plain)
 
+    async def send_reply(
+        self,
+        alert: AlertContent,
+        thread_ts: str,
+        tag: AlertTag | None = None,
+        *,
+        plain: bool = False,
+    ) -> PostResult:
+        message = render_reply(alert, self._tz)
+        return await self._post(message, _tag(tag), plain=plain, thread_ts=thread_ts or None)
+
+    async def update_story(
+        self, alert: AlertContent, channel_id: str, ts: str, others: int, tag: AlertTag
+    ) -> None:
+        """chat.update of the story's first message (blocks checked as for a post; the tag is
+        sent again so the message stays findable). Repeating it is harmless."""
+        message = render_story(alert, others, self._tz)
+        try:
+            await self._client.chat_update(
+                channel=channel_id,
+                ts=ts,
+                text=message.text,
+                blocks=checked_blocks(alert.channel, message.blocks),
+                metadata=_tag(tag),
+            )
+        except SlackApiError as e:
+            raise classify_api_error(alert.channel, e) from e
+        except (aiohttp.ClientError, TimeoutError, AttributeError) as e:
+            raise SlackTransientError(alert.channel, f"update failed: {e!r}") from e
+
     async def find(
-        self, channel: str, tag: AlertTag, since: datetime, channel_id: str | None = None
+        self,
+        channel: str,
+        tag: AlertTag,
+        since: datetime,
+        channel_id: str | None = None,
+        thread_ts: str | None = None,
     ) -> PostResult | None:
-        """Look through the channel's messages since `since` (newest first) for our tag.
+        """Look through the channel's messages (or the thread's replies) since `since`, newest
+        first, for our tag.
 
         Needs `channels:history` (public) or `groups:history` (private channels); Slack's
         refusal (missing scope, unknown channel) raises SlackPermanentError.
@@ -153,13 +215,23 @@ class SlackSender:
         cursor: str | None = None
         for _ in range(HISTORY_PAGES):
             try:
-                response = await self._client.conversations_history(
-                    channel=where,
-                    oldest=oldest,
-                    limit=HISTORY_PAGE,
-                    include_all_metadata=True,
-                    cursor=cursor,
-                )
+                if thread_ts is not None:  # replies live in their thread, not the history
+                    response = await self._client.conversations_replies(
+                        channel=where,
+                        ts=thread_ts,
+                        oldest=oldest,
+                        limit=HISTORY_PAGE,
+                        include_all_metadata=True,
+                        cursor=cursor,
+                    )
+                else:
+                    response = await self._client.conversations_history(
+                        channel=where,
+                        oldest=oldest,
+                        limit=HISTORY_PAGE,
+                        include_all_metadata=True,
+                        cursor=cursor,
+                    )
             except SlackApiError as e:
                 raise classify_api_error(channel, e) from e
             except (aiohttp.ClientError, TimeoutError, AttributeError) as e:
@@ -178,7 +250,12 @@ class SlackSender:
         """Nothing stays open between calls; kept so every Sender closes the same way."""
 
     async def _post(
-        self, message: Message, metadata: Metadata | None = None, *, plain: bool = False
+        self,
+        message: Message,
+        metadata: Metadata | None = None,
+        *,
+        plain: bool = False,
+        thread_ts: str | None = None,
     ) -> PostResult:
         blocks = None if plain else checked_blocks(message.channel, message.blocks)
         try:
@@ -187,6 +264,7 @@ class SlackSender:
                 text=message.text,
                 blocks=blocks,
                 metadata=metadata,
+                thread_ts=thread_ts,
                 unfurl_links=False,
                 unfurl_media=False,
             )
@@ -311,10 +389,31 @@ class TerminalSender:
         return PostResult(channel=alert.channel, ts=None)
 
     async def find(
-        self, channel: str, tag: AlertTag, since: datetime, channel_id: str | None = None
+        self,
+        channel: str,
+        tag: AlertTag,
+        since: datetime,
+        channel_id: str | None = None,
+        thread_ts: str | None = None,
     ) -> PostResult | None:
         """A terminal keeps no history: a write that was interrupted is written again."""
         return None
+
+    async def send_reply(
+        self,
+        alert: AlertContent,
+        thread_ts: str,
+        tag: AlertTag | None = None,
+        *,
+        plain: bool = False,
+    ) -> PostResult:
+        await self._write(render_terminal_reply(alert))
+        return PostResult(channel=alert.channel, ts=None)
+
+    async def update_story(
+        self, alert: AlertContent, channel_id: str, ts: str, others: int, tag: AlertTag
+    ) -> None:
+        """A terminal cannot change what it printed."""
 
     async def send_notice(self, channel: str, text: str, tag: AlertTag | None = None) -> PostResult:
         await self._write(render_terminal_notice(text, channel))

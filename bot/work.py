@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.explain import explain
@@ -11,6 +11,7 @@ from bot.match import Document, match_rule
 from bot.models import FIELDS, AlertContent, Article, Candidate, Rule, RuleMatch
 from bot.normalize import normalize_entries
 from bot.parse import parse_feed
+from bot.story import Signature, signature
 from bot.summarize import summarize
 from bot.textnorm import words
 
@@ -20,6 +21,7 @@ class Processed:
     candidates: tuple[Candidate, ...]
     bozo_reason: str | None  # the feed was broken but still readable
     ttl_minutes: int | None = None  # the feed's own <ttl>, a hint for the next poll
+    signatures: dict[str, Signature] = field(default_factory=dict)  # alerting articles, by key
 
 
 def process_body(
@@ -34,7 +36,10 @@ def process_body(
     parsed = parse_feed(body, headers, feed=feed, url=url)
     articles = normalize_entries(parsed, feed, now)
     candidates = tuple(Candidate(a, alerts_for(a, rules)) for a in articles)
-    return Processed(candidates, parsed.bozo_reason if parsed.bozo else None, parsed.ttl_minutes)
+    signatures = {c.article.feed_key: signature(c.article) for c in candidates if c.alerts}
+    return Processed(
+        candidates, parsed.bozo_reason if parsed.bozo else None, parsed.ttl_minutes, signatures
+    )
 
 
 def match_articles(articles: Sequence[Article], rules: Sequence[Rule]) -> tuple[Candidate, ...]:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.store import Store
+from bot.story import StoryGrouping, StoryPolicy, signature
 from tests.factories import alert, article
 from tests.slackdouble import TOKEN, SlackDouble
 
@@ -42,10 +43,23 @@ class CrashTally:
     found_after_crash: int  # posts the double accepted whose answer died with the bot: found
     history_lookups: int
     seconds: float
+    misthreaded: int = 0  # with stories: replies outside their story's thread, wrong counts
 
 
-def prepare(workdir: Path, channels: int, per_channel: int) -> Path:
-    """A config with fast pacing and short backoff, and a database of queued alerts."""
+STORY_COPIES = 3  # with stories: each story is queued as a first report and two copies
+
+
+def story_text(story: int, copy: int) -> str:
+    """Sixty made-up words for a story; each copy changes two of them (a near-duplicate)."""
+    rng = random.Random(story)
+    words = [f"w{rng.randrange(10**6)}" for _ in range(60)]
+    words[copy * 7 % 60] = words[(copy * 13 + 5) % 60] = f"copy{copy}"
+    return " ".join(words)
+
+
+def prepare(workdir: Path, channels: int, per_channel: int, stories: bool = False) -> Path:
+    """A config with fast pacing and short backoff, and a database of queued alerts; with
+    `stories`, every `STORY_COPIES` alerts of a channel are copies of one story."""
     rules = workdir / "rules"
     rules.mkdir(parents=True, exist_ok=True)
     feed = workdir / "quiet.xml"
@@ -77,11 +91,20 @@ def prepare(workdir: Path, channels: int, per_channel: int) -> Path:
     for n in range(per_channel):
         for c in range(channels):
             key = f"url:https://wire.example/{c}/{n}"
-            content = alert(channel=f"#crash-{c}", title=f"crash {c} {n}", link=None)
-            pairs.append((article(feed_key=key, cross_key=key), content))
+            title, text, source = f"crash {c} {n}", "", "Wire"
+            if stories:
+                story, copy = divmod(n, STORY_COPIES)
+                text, source = story_text(c * 1000 + story, copy), f"Source {copy}"
+            content = alert(channel=f"#crash-{c}", title=title, link=None, source=source)
+            pairs.append((article(feed_key=key, cross_key=key, summary=text), content))
+    grouping = None
+    if stories:
+        signatures = {a.feed_key: signature(a) for a, _ in pairs}
+        grouping = StoryGrouping(StoryPolicy(), signatures)
     store.record_poll(
-        "wire", "u", [a for a, _ in pairs], pairs, etag=None, last_modified=None, now=now
-    )
+        "wire", "u", [a for a, _ in pairs], pairs, etag=None, last_modified=None, now=now,
+        stories=grouping,
+    )  # fmt: skip
     store.close()
     return config
 
@@ -123,11 +146,13 @@ def run_crashes(
     seed: int = 0,
     answer_delay: float = 0.1,
     settle: float = 60.0,
+    stories: bool = False,
 ) -> CrashTally:
     """`rounds` times: start the bot, kill it (SIGKILL to its process group) at a random point,
-    mostly soon after its first post. Then run it once more until nothing is pending."""
+    mostly soon after its first post. Then run it once more until nothing is pending (and,
+    with `stories`, until every story's first message shows its count)."""
     rng = random.Random(seed)
-    config = prepare(workdir, channels, per_channel)
+    config = prepare(workdir, channels, per_channel, stories)
     log = workdir / "bot.log"
     double.delay(answer_delay, times=None)
     started = time.monotonic()
@@ -151,7 +176,9 @@ def run_crashes(
     process = _start(config, double, log)
     try:
         deadline = time.monotonic() + settle
-        while _pending(config) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and (
+            _pending(config) or (stories and _misthreaded(double, channels, per_channel))
+        ):
             time.sleep(0.1)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -180,4 +207,22 @@ def run_crashes(
         found_after_crash=log.read_text(errors="replace").count("(found ts="),
         history_lookups=sum(1 for r in double.requests if r.method == "conversations.history"),
         seconds=time.monotonic() - started,
+        misthreaded=_misthreaded(double, channels, per_channel) if stories else 0,
     )
+
+
+def _misthreaded(double: SlackDouble, channels: int, per_channel: int) -> int:
+    """Replies outside their story's thread, and first messages not showing their count."""
+    wrong = 0
+    for c in range(channels):
+        heads: dict[int, str] = {}  # story: ts of its first message
+        for message in double.messages(f"#crash-{c}"):
+            n = int(message["text"].split(f"crash {c} ")[1].split()[0])
+            story, copy = divmod(n, STORY_COPIES)
+            if copy == 0:
+                heads[story] = message["ts"]
+                expected = f"also reported by {min(STORY_COPIES, per_channel - n) - 1} other"
+                wrong += expected not in message["text"]
+            else:
+                wrong += message.get("thread_ts") != heads.get(story)
+    return wrong

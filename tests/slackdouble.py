@@ -1,10 +1,13 @@
 """A Slack Web API test double on 127.0.0.1 (real HTTP, own thread) and its `slack_double` fixture.
 
 Reach it with the real slack-sdk client: `base_url=double.base_url`. It answers
-`chat.postMessage` (JSON or form body), `auth.test` and `conversations.history`, records every
-request and accepted message (with its `metadata`, returned by history only when
-`include_all_metadata` is set, as Slack does), checks Slack's Block Kit limits, and injects faults
-on demand. Message `ts` values follow `double.clock` (real time unless a test sets it).
+`chat.postMessage` (JSON or form body; `thread_ts` posts a reply in that message's thread),
+`chat.update` (by channel ID and ts), `auth.test`, `conversations.history` (top-level messages
+only, as Slack answers) and `conversations.replies` (a thread: its first message, then the
+replies), records every request and accepted message (with its `metadata`, returned only when
+`include_all_metadata` is set, as Slack does), checks Slack's Block Kit limits on posts and
+updates, and injects faults on demand. Message `ts` values follow `double.clock` (real time
+unless a test sets it).
 """
 
 from __future__ import annotations
@@ -118,6 +121,18 @@ class SlackDouble:
             if channel is not None:
                 return list(self._messages.get(self.channel_id(channel), []))
             return [m for ms in self._messages.values() for m in ms]
+
+    def top_level(self, channel: str) -> list[dict[str, Any]]:
+        """A channel's messages outside threads (a thread's first message included)."""
+        return [m for m in self.messages(channel) if m.get("thread_ts", m["ts"]) == m["ts"]]
+
+    def replies(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """The replies in the thread of the message `ts`, oldest first."""
+        return [m for m in self.messages(channel) if m.get("thread_ts") == ts and m["ts"] != ts]
+
+    def updates(self) -> list[Request]:
+        """Every chat.update request, answered or not."""
+        return [r for r in self.requests if r.method == "chat.update"]
 
     @staticmethod
     def channel_id(name: str) -> str:
@@ -260,6 +275,10 @@ class SlackDouble:
             return 200, self._post(body)
         if method == "conversations.history":
             return 200, self._history(body)
+        if method == "conversations.replies":
+            return 200, self._replies(body)
+        if method == "chat.update":
+            return 200, self._update(body)
         return 404, {"ok": False, "error": "unknown_method"}
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -274,7 +293,15 @@ class SlackDouble:
         if blocks is not None and not _valid_blocks(blocks):
             return {"ok": False, "error": "invalid_blocks"}
         cid = self.channel_id(channel)
+        thread_ts = body.get("thread_ts") or None
         with self._lock:
+            parent = None
+            if thread_ts is not None:
+                parent = next(
+                    (m for m in self._messages.get(cid, []) if m["ts"] == str(thread_ts)), None
+                )
+                if parent is None or parent.get("thread_ts", parent["ts"]) != parent["ts"]:
+                    return {"ok": False, "error": "thread_not_found"}  # stricter than Slack
             self._ts = max(self._ts + 0.000001, self.clock())
             ts = f"{self._ts:.6f}"
             message = {
@@ -285,14 +312,69 @@ class SlackDouble:
                 "blocks": blocks or [],
                 "ts": ts,
             }
-            metadata = body.get("metadata")
-            if isinstance(metadata, str):  # form-encoded bodies carry it as JSON text
-                with contextlib.suppress(ValueError):
-                    metadata = json.loads(metadata)
-            if isinstance(metadata, dict):
+            if parent is not None:
+                message["thread_ts"] = parent["ts"]
+                parent["thread_ts"] = parent["ts"]
+                parent["reply_count"] = parent.get("reply_count", 0) + 1
+                parent["latest_reply"] = ts
+            metadata = _metadata(body)
+            if metadata is not None:
                 message["metadata"] = metadata
             self._messages.setdefault(cid, []).append(message)
         return {"ok": True, "channel": cid, "ts": ts, "message": message}
+
+    def _update(self, body: dict[str, Any]) -> dict[str, Any]:
+        """chat.update: like Slack, by channel ID (a `#name` is not found) and `ts`."""
+        channel, ts = body.get("channel"), body.get("ts")
+        if not isinstance(channel, str) or not _CHANNEL_ID.fullmatch(channel):
+            return {"ok": False, "error": "channel_not_found"}
+        text, blocks = body.get("text"), body.get("blocks")
+        if not text and not blocks:
+            return {"ok": False, "error": "no_text"}
+        if blocks is not None and not _valid_blocks(blocks):
+            return {"ok": False, "error": "invalid_blocks"}
+        with self._lock:
+            message = next((m for m in self._messages.get(channel, []) if m["ts"] == ts), None)
+            if message is None:
+                return {"ok": False, "error": "message_not_found"}
+            message["text"] = text or ""
+            message["blocks"] = blocks or []
+            message["edited"] = {"user": "U0DOUBLE", "ts": f"{self.clock():.6f}"}
+            metadata = _metadata(body)
+            if metadata is not None:
+                message["metadata"] = metadata
+            return {"ok": True, "channel": channel, "ts": ts, "text": message["text"]}
+
+    def _replies(self, body: dict[str, Any]) -> dict[str, Any]:
+        """conversations.replies: the thread's first message, then its replies, oldest first."""
+        channel, ts = body.get("channel"), body.get("ts")
+        if self.history_error:
+            return {"ok": False, "error": self.history_error}
+        if not isinstance(channel, str):
+            return {"ok": False, "error": "channel_not_found"}
+        messages = self.messages(channel)
+        parent = next((m for m in messages if m["ts"] == ts), None)
+        if parent is None:
+            return {"ok": False, "error": "thread_not_found"}
+        oldest, latest = float(body.get("oldest") or 0), float(body.get("latest") or "inf")
+        replies = [
+            m
+            for m in messages
+            if m.get("thread_ts") == ts and m["ts"] != ts and oldest < float(m["ts"]) < latest
+        ]
+        found = [parent, *replies]
+        if str(body.get("include_all_metadata")).lower() not in ("1", "true"):
+            found = [{k: v for k, v in m.items() if k != "metadata"} for m in found]
+        limit = int(body.get("limit") or 100)
+        start = int(body.get("cursor") or 0)
+        page = found[start : start + limit]
+        more = len(found) > start + limit
+        return {
+            "ok": True,
+            "messages": page,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     def _history(self, body: dict[str, Any]) -> dict[str, Any]:
         channel = body.get("channel")
@@ -303,7 +385,11 @@ class SlackDouble:
         oldest, latest = float(body.get("oldest") or 0), float(body.get("latest") or "inf")
         limit = int(body.get("limit") or 100)
         start = int(body.get("cursor") or 0)
-        found = [m for m in self.messages(channel) if oldest < float(m["ts"]) < latest]
+        found = [
+            m
+            for m in self.messages(channel)
+            if oldest < float(m["ts"]) < latest and m.get("thread_ts", m["ts"]) == m["ts"]
+        ]
         found.reverse()  # newest first, as Slack answers
         if str(body.get("include_all_metadata")).lower() not in ("1", "true"):
             found = [{k: v for k, v in m.items() if k != "metadata"} for m in found]
@@ -315,6 +401,14 @@ class SlackDouble:
             "has_more": more,
             "response_metadata": {"next_cursor": str(start + limit) if more else ""},
         }
+
+
+def _metadata(body: dict[str, Any]) -> dict[str, Any] | None:
+    metadata = body.get("metadata")
+    if isinstance(metadata, str):  # form-encoded bodies carry it as JSON text
+        with contextlib.suppress(ValueError):
+            metadata = json.loads(metadata)
+    return metadata if isinstance(metadata, dict) else None
 
 
 def _parse_body(content_type: str, raw: bytes, query: str) -> dict[str, Any]:

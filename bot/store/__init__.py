@@ -3,9 +3,9 @@
 Portable SQLAlchemy Core: the same tables and statements serve PostgreSQL; every write that may
 race another instance is idempotent (unique keys with ON CONFLICT DO NOTHING). The package is
 the only user of SQLAlchemy. schema.py holds the tables and the append-only migrations;
-feeds.py, outbox.py, parking.py, notices.py, pages.py and holds.py each area's reads and writes,
-over the engine and transaction of database.py; content.py the JSON an alert is kept as;
-archive.py every polled article, its full-text search and pruning.
+feeds.py, outbox.py, parking.py, notices.py, pages.py, holds.py and stories.py each area's reads
+and writes, over the engine and transaction of database.py; content.py the JSON an alert is kept
+as; archive.py every polled article, its full-text search and pruning.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from bot.store.outbox import AlertCounts, OutboxStore, PendingAlert
 from bot.store.pages import PAGE_RETENTION, PageCounts, PageStore
 from bot.store.parking import ParkedGroup, ParkingStore
 from bot.store.schema import ALERT_COLUMNS_V3, MIGRATIONS, migrate, schema_version
+from bot.store.stories import StoryUpdate, ThreadParent
 
 __all__ = [
     "ALERT_COLUMNS_V3",
@@ -40,6 +41,8 @@ __all__ = [
     "PendingAlert",
     "SearchHit",
     "Store",
+    "StoryUpdate",
+    "ThreadParent",
     "decode_content",
     "encode_content",
     "schema_version",

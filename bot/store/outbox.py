@@ -16,9 +16,10 @@ from bot.models import AlertContent, Article, Batch
 from bot.noise import Plan
 from bot.store.archive import archive_articles
 from bot.store.content import decode_content, encode_content
-from bot.store.database import Database
 from bot.store.holds import decode_batch, write_plan
 from bot.store.schema import alerts, feeds, seen_articles, slack_channels
+from bot.store.stories import StoryStore
+from bot.story import Recent, StoryGrouping
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class AlertCounts:
     parked: int = 0
 
 
-class OutboxStore(Database):
+class OutboxStore(StoryStore):
     """Seen articles and their alerts, written together; pending alerts until Slack has them."""
 
     def unseen(self, feed: str, keys: Sequence[str]) -> set[str]:
@@ -75,15 +76,19 @@ class OutboxStore(Database):
         last_modified: str | None,
         now: datetime,
         noise: Plan | None = None,
+        stories: StoryGrouping | None = None,
     ) -> int:
         """In ONE transaction: mark articles seen (and archive them), queue their alerts, record
         the feed's success.
 
         Returns how many alerts were queued (an alert already queued for the same article in
         the same channel — e.g. from another feed — is not queued twice). `noise`: the alerts
-        held back and the notes of noise control, written in the same transaction.
+        held back and the notes of noise control, written in the same transaction. With
+        `stories`, each queued alert joins the recent story it repeats in its channel, or starts
+        one.
         """
         queued = 0
+        recent: dict[str, list[Recent]] = {}  # each channel's recent stories, read once
         with self._tx() as conn:
             self._touch_feed(conn, feed, url)
             if articles:
@@ -116,6 +121,10 @@ class OutboxStore(Database):
                     .on_conflict_do_nothing()
                 )
                 queued += max(result.rowcount, 0)
+                if stories is not None and result.rowcount > 0:
+                    key = result.inserted_primary_key
+                    assert key is not None
+                    self._join_story(conn, int(key[0]), article, content, stories, now, recent)
             conn.execute(
                 feeds.update()
                 .where(feeds.c.name == feed)

@@ -225,6 +225,32 @@ cap_notes = sa.Table(
 )
 
 
+# version 6: one story, one thread. Every alert of a channel that took part in grouping is a
+# member of a story; the story's first alert is posted top-level, the others in its thread.
+story_members = sa.Table(
+    "story_members",
+    metadata,
+    sa.Column("alert_id", sa.Integer, primary_key=True),  # alerts.id
+    sa.Column("story_id", sa.Integer, nullable=False),  # alerts.id of the story's first alert
+    sa.Column("channel", sa.String(100), nullable=False),
+    sa.Column("signature", sa.Text, nullable=False),  # bot.story.Signature.encode()
+    sa.Column("source", sa.Text, nullable=False),  # the outlet, for "also reported by N"
+    sa.Column("at", UTCDateTime, nullable=False),  # when it was queued: the window counts from it
+    sa.Index("ix_story_members_recent", "channel", "at"),
+    sa.Index("ix_story_members_story", "story_id"),
+)
+
+stories = sa.Table(
+    "stories",
+    metadata,
+    sa.Column("alert_id", sa.Integer, primary_key=True),  # the top-level alert
+    sa.Column("shown", sa.Integer, nullable=False, server_default="0"),  # count in the message
+    sa.Column("recount", sa.Boolean, nullable=False, server_default=sa.false()),  # may change
+    sa.Column("retry_at", UTCDateTime),  # a failed update of the message is tried again then
+    sa.Index("ix_stories_recount", "recount"),
+)
+
+
 def _migration_1(conn: Connection) -> None:
     """The first schema: every table above as it stands at version 1."""
     metadata.create_all(conn, tables=[feeds, seen_articles, alerts, notices, rule_snapshots])
@@ -263,6 +289,11 @@ def _migration_5(conn: Connection) -> None:
     article_pages.create(conn, checkfirst=True)
 
 
+def _migration_6(conn: Connection) -> None:
+    """Stories: which alerts are near-duplicates of which, and the count each message shows."""
+    metadata.create_all(conn, tables=[story_members, stories])
+
+
 def _migration_7(conn: Connection) -> None:
     """Noise control: held alerts, each rule's posts of the last hour, cap notes."""
     metadata.create_all(conn, tables=[held_alerts, rule_posts, cap_notes])
@@ -275,6 +306,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (3, _migration_3),
     (4, _migration_4),
     (5, _migration_5),
+    (6, _migration_6),
     (7, _migration_7),
 )
 
