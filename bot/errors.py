@@ -12,7 +12,8 @@ NewswatchError
 │   │   └── SlackUnknownOutcomeError  the post may have reached Slack
 │   └── SlackPermanentError   will not succeed as is (channel_not_found, invalid_auth, ...)
 │       └── SlackCredentialError      the token itself is refused
-└── StoreError           the database is unusable
+├── StoreError           the database is unusable
+└── IndexMissing         a worker lacks the rule index in force (sent again with it)
 """
 
 from __future__ import annotations
@@ -139,3 +140,12 @@ class SlackCredentialError(SlackPermanentError):
 
 class StoreError(NewswatchError):
     """The database cannot be opened or migrated."""
+
+
+class IndexMissing(NewswatchError):
+    """A worker process lacks the rule index of this generation: the call is made again with
+    the index attached (bot/index.py)."""
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        super().__init__(f"the worker lacks rule index generation {generation}")

@@ -17,6 +17,7 @@ OWNERS = {
     "sqlalchemy": "store/",
     "apscheduler": "scheduler.py",
     "yaml": "yamlfile.py",
+    "ahocorasick": "index.py",
 }
 PURE = (
     "textnorm.py",
