@@ -21,6 +21,7 @@ from bot.errors import ConfigError, FeedError, NewswatchError
 from bot.explain import emphasized
 from bot.fetch import Fetcher, FetchPolicy
 from bot.health import feed_health, render_table, when
+from bot.index import RuleIndex
 from bot.models import FeedConfig, Rule
 from bot.normalize import normalize_entries
 from bot.parse import parse_feed
@@ -177,6 +178,7 @@ async def _match(
     fetcher = Fetcher(policy)
     failed = 0
     now = SystemClock().now()
+    index = RuleIndex(rules)
     try:
         for source in sources:
             url = source if "://" in source else str(Path(source).resolve())
@@ -191,7 +193,7 @@ async def _match(
                 failed += 1
                 continue
             for article in normalize_entries(parsed, feed.name, now):
-                for rule, match in matches_for(article, rules):
+                for rule, match in matches_for(article, index):
                     if as_json:
                         print(
                             json.dumps(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bot.dedup import select
-from bot.errors import FetchError, ParseError
+from bot.errors import FetchError, IndexMissing, ParseError
 from bot.fetch import Fetcher
 from bot.models import FeedConfig, FetchResult
 from bot.runtime import Runtime
@@ -27,7 +27,7 @@ from bot.schedule import (
     silent_for,
 )
 from bot.store import FeedState, NotModified
-from bot.work import process_body
+from bot.work import Processed, process_body
 
 log = logging.getLogger("newswatch.poll")
 
@@ -99,9 +99,7 @@ async def poll_feed(
             await _recovered(rt, feed, state, polling, now)
             return await _done(rt, PollOutcome(feed.name, "not-modified"), polling)
         now = rt.clock.now()
-        processed = await rt.cpu(
-            process_body, fetched.body, fetched.headers, feed.name, fetched.url, rt.rules.rules, now
-        )
+        processed = await _process(rt, feed.name, fetched, now)
     except FetchError as exc:
         if exc.status == GONE:
             return await _gone(rt, feed, state, polling, exc.reason)
@@ -211,6 +209,17 @@ async def _recovered(
             f"feed {feed.name} answers but has had no new articles for {_span(quiet)} "
             f"(since {when})",
         )
+
+
+async def _process(rt: Runtime, feed: str, fetched: FetchResult, now: datetime) -> Processed:
+    """Parse and match in a worker. The rule index in force travels to each worker once per
+    rule load: a call names its generation, and a worker lacking it is sent the index."""
+    index = rt.rules.index
+    args = (fetched.body, fetched.headers, feed, fetched.url)
+    try:
+        return await rt.cpu(process_body, *args, index.ship(), now)
+    except IndexMissing:
+        return await rt.cpu(process_body, *args, index.ship(with_index=True), now)
 
 
 async def _done(rt: Runtime, outcome: PollOutcome, polling: Polling) -> PollOutcome:
