@@ -19,31 +19,73 @@ from __future__ import annotations
 
 import itertools
 import pickle
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import ahocorasick
 
 from bot.errors import IndexMissing
-from bot.expr import EXPR_TYPES, And, Expr, Near, Not, Scope, Term
+from bot.expr import EXPR_TYPES, And, Expr, Near, Not, Or, Scope, Term
 from bot.match import Document, match_rule
 from bot.models import FIELDS, Article, Rule, RuleMatch
 from bot.query import parse_query
 from bot.textnorm import is_hangul, word_view
 
-Group = frozenset[int]  # key ids, one of which must be present
-
 _generations = itertools.count(1)
 
-# Words too common to file a rule under when it has a better choice (estimated frequency).
+# Words too common to file a rule under when it has a better choice: function words and the
+# words of most news stories, English and Korean. A key inside one of them is common too.
 _COMMON = frozenset(
     {
-        "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "has", "have", "he",
-        "in", "is", "it", "its", "not", "of", "on", "or", "said", "says", "that", "the", "this",
-        "to", "was", "were", "will", "with",
+        "a", "about", "according", "across", "after", "again", "against", "agency", "ago", "air",
+        "all", "almost", "already", "also", "among", "an", "and", "another", "any", "april", "are",
+        "army", "around", "as", "at", "attack", "august", "authorities", "away", "back", "bank",
+        "be", "became", "become", "been", "before", "began", "being", "best", "better", "between",
+        "big", "billion", "border", "both", "business", "but", "by", "called", "came", "campaign",
+        "can", "capital", "case", "central", "change", "chief", "children", "china", "city",
+        "coast", "come", "coming", "companies", "company", "continue", "continued", "control",
+        "could", "council", "countries", "country", "court", "crisis", "cut", "day", "days",
+        "december", "decision", "defence", "defense", "department", "despite", "development",
+        "did", "do", "does", "down", "during", "each", "early", "east", "economic", "economy",
+        "election", "end", "energy", "europe", "even", "every", "face", "family", "far",
+        "february", "few", "find", "fire", "first", "following", "for", "force", "forces",
+        "foreign", "former", "found", "four", "free", "friday", "from", "full", "general", "get",
+        "give", "given", "global", "go", "going", "good", "got", "government", "great", "group",
+        "had", "half", "hand", "has", "have", "he", "head", "health", "help", "her", "here",
+        "high", "himself", "his", "home", "house", "how", "however", "human", "if", "important",
+        "in", "including", "increase", "international", "into", "is", "issue", "it", "its",
+        "january", "july", "june", "just", "keep", "key", "known", "korea", "korean", "land",
+        "large", "last", "later", "law", "leader", "leaders", "least", "left", "less", "life",
+        "like", "likely", "little", "local", "long", "look", "lot", "made", "major", "make", "man",
+        "many", "march", "market", "markets", "may", "me", "media", "meeting", "men", "might",
+        "military", "million", "minister", "ministry", "monday", "money", "month", "months",
+        "more", "most", "move", "much", "must", "my", "national", "nations", "near", "need",
+        "never", "new", "news", "next", "night", "no", "north", "not", "november", "now", "number",
+        "october", "of", "off", "office", "official", "officials", "oil", "old", "on", "once",
+        "one", "only", "open", "or", "order", "other", "our", "out", "over", "own", "part",
+        "party", "past", "peace", "people", "percent", "place", "plan", "point", "police",
+        "policy", "political", "possible", "power", "president", "prime", "public", "put",
+        "recent", "recently", "region", "related", "report", "reported", "reports", "result",
+        "right", "rights", "run", "russia", "said", "same", "saturday", "say", "says", "second",
+        "security", "see", "seen", "september", "service", "set", "several", "she", "should",
+        "show", "side", "since", "small", "so", "social", "some", "south", "special", "state",
+        "states", "still", "such", "sunday", "support", "take", "taken", "talks", "team", "tell",
+        "than", "that", "the", "their", "them", "then", "there", "these", "they", "third", "this",
+        "those", "three", "through", "thursday", "time", "to", "today", "told", "top", "toward",
+        "trade", "tuesday", "two", "ukraine", "under", "united", "until", "up", "us", "use",
+        "used", "very", "want", "war", "was", "water", "way", "we", "wednesday", "week", "well",
+        "were", "west", "what", "when", "where", "whether", "which", "while", "who", "will",
+        "with", "without", "woman", "women", "work", "working", "world", "would", "year", "years",
+        "you", "young",
+        "대통령", "정부", "국회", "한국", "미국", "북한", "중국", "일본", "국방", "기자", "뉴스",
+        "장관", "서울", "경제", "대한", "위원장", "지난", "이번", "관련", "정책", "대표",
     }
 )  # fmt: skip
+_COMMON_HANGUL = "\n".join(w for w in _COMMON if is_hangul(w))
+_COMMON_SORTED = sorted(w for w in _COMMON if not is_hangul(w))
 
 
 def word_key(word: str, prefix: bool) -> str:
@@ -53,15 +95,22 @@ def word_key(word: str, prefix: bool) -> str:
     return f" {word}" if prefix else f" {word} "
 
 
+@lru_cache(maxsize=1 << 16)
 def frequency(key: str) -> float:
-    """A rough share of articles holding `key`: short words and prefixes are common."""
+    """A rough share of articles holding `key`: common words, short words and prefixes."""
     if not key.startswith(" "):  # Hangul: each syllable makes a word rarer
+        if key in _COMMON_HANGUL:
+            return 0.9
         return min(1.0, 0.2 * 0.25 ** (len(key) - 1))
     word = key.strip()
-    if word in _COMMON:
+    prefix = not key.endswith(" ")
+    at = bisect_left(_COMMON_SORTED, word)
+    if at < len(_COMMON_SORTED) and (
+        _COMMON_SORTED[at] == word or (prefix and _COMMON_SORTED[at].startswith(word))
+    ):
         return 0.9
     share = 0.05 * 0.7 ** max(0, len(word) - 4)
-    if not key.endswith(" "):  # a prefix stands for many words
+    if prefix:  # a prefix stands for many words
         share = min(1.0, share * (1 + 20 * 0.5 ** max(0, len(word) - 2)))
     return share
 
@@ -90,12 +139,69 @@ def required(expr: Expr) -> list[frozenset[str]]:
     return [frozenset().union(*(g for g in best if g is not None))]
 
 
+# What the word view must hold for a rule to match, finer than its groups: a key id; any key of
+# a set (an OR of one-word terms); all or any of several shapes (a phrase needs every word, an
+# AND every part, an OR one); True when nothing can be told (NOT).
+Shape = bool | int | frozenset[int] | tuple[str, Any]
+
+
+def _shape(expr: Expr, key_id: Callable[[str], int]) -> Shape:
+    if isinstance(expr, Term):
+        ids = [key_id(word_key(w, p)) for w, p in zip(expr.words, expr.prefixes, strict=True)]
+        return ids[0] if len(set(ids)) == 1 else ("every", frozenset(ids))
+    if isinstance(expr, Not):
+        return True
+    if isinstance(expr, Scope):
+        return _shape(expr.child, key_id)
+    sides = (expr.left, expr.right) if isinstance(expr, Near) else expr.children
+    parts = [_shape(c, key_id) for c in sides]
+    if isinstance(expr, Or):
+        if any(p is True for p in parts):
+            return True
+        if all(isinstance(p, int) and not isinstance(p, bool) for p in parts):
+            return frozenset(parts)  # type: ignore[arg-type]
+        return ("any", tuple(parts))
+    kept = tuple(p for p in parts if p is not True)
+    return True if not kept else kept[0] if len(kept) == 1 else ("all", kept)
+
+
+def _possible(shape: Shape, present: set[int]) -> bool:
+    if shape is True:
+        return True
+    if isinstance(shape, int):
+        return shape in present
+    if isinstance(shape, frozenset):
+        return not present.isdisjoint(shape)
+    kind, parts = shape
+    if kind == "every":
+        return parts <= present  # type: ignore[no-any-return]
+    if kind == "sets":
+        return all(not present.isdisjoint(keys) for keys in parts)
+    if kind == "all":
+        return all(_possible(p, present) for p in parts)
+    return any(_possible(p, present) for p in parts)
+
+
 def _cost(group: frozenset[str]) -> float:
     return sum(frequency(key) for key in group)
 
 
 def _rarest(groups: list[frozenset[str]]) -> frozenset[str] | None:
     return min(groups, key=_cost) if groups else None
+
+
+def _intern(shape: Shape, interned: dict[Any, Any]) -> Shape:
+    """Equal sets stored once (rules share alias sets); an AND of key sets and single keys
+    becomes ("sets", (set, ...)), every one of which must meet the keys present."""
+    if isinstance(shape, frozenset):
+        return interned.setdefault(shape, shape)  # type: ignore[no-any-return]
+    if isinstance(shape, tuple) and shape[0] != "every":
+        parts = tuple(_intern(p, interned) for p in shape[1])
+        if shape[0] == "all" and all(type(p) in (int, frozenset) for p in parts):
+            sets = (frozenset((p,)) if isinstance(p, int) else p for p in parts)
+            return ("sets", tuple(interned.setdefault(p, p) for p in sets))
+        return (shape[0], parts)
+    return shape
 
 
 @dataclass(frozen=True)
@@ -115,11 +221,12 @@ class RuleIndex:
         self.generation = next(_generations)
         self._payload: bytes | None = None
         self._evaluated: list[Rule] = []  # each rule with its parsed query
-        self._groups: list[tuple[Group, ...]] = []  # all required groups of each rule
-        self._always: list[int] = []  # rules without a required group
+        self._always: set[int] = set()  # rules without a required group
         keys: dict[str, int] = {}
-        interned: dict[Group, Group] = {}  # many rules share groups (alias sets)
-        filed: dict[int, list[int]] = {}  # key id → rules filed under it
+        interned: dict[Any, Any] = {}  # many rules share sets of keys (alias sets)
+        self._shapes: list[Shape] = []  # what each rule needs, finer than its groups
+        self._groups: list[tuple[frozenset[int], ...]] = [()] * len(self.rules)
+        filed: dict[int, list[int]] = {}  # key id → the rules filed under it
         for position, rule in enumerate(self.rules):
             expr = rule.expr
             if expr is None:
@@ -127,18 +234,20 @@ class RuleIndex:
                 rule = replace(rule, expr=expr)
             self._evaluated.append(rule)
             groups = required(expr) if isinstance(expr, EXPR_TYPES) else []
-            ids = []
-            for group in groups:
-                as_ids = frozenset(keys.setdefault(key, len(keys)) for key in group)
-                ids.append(interned.setdefault(as_ids, as_ids))
-            self._groups.append(tuple(ids))
+            shape: Shape = True
+            if groups and isinstance(expr, EXPR_TYPES):
+                shape = _intern(_shape(expr, lambda key: keys.setdefault(key, len(keys))), interned)
+            self._shapes.append(shape)
             if not groups:
-                self._always.append(position)
+                self._always.add(position)
                 continue
-            rarest = min(groups, key=_cost)
-            for key in rarest:
-                filed.setdefault(keys[key], []).append(position)
-        self._filed: list[tuple[int, ...]] = [tuple(filed.get(i, ())) for i in range(len(keys))]
+            groups = sorted(set(groups), key=_cost)
+            for key in groups[0]:  # filed under its rarest group, which is then present
+                filed.setdefault(keys.setdefault(key, len(keys)), []).append(position)
+            others = (frozenset(keys[key] for key in group) for group in groups[1:])
+            self._groups[position] = tuple(interned.setdefault(g, g) for g in others)
+        self._filed = {key_id: tuple(rules) for key_id, rules in filed.items()}
+        self._filed_keys = frozenset(filed)
         self._automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         for key, key_id in keys.items():
             self._automaton.add_word(key, key_id)
@@ -160,16 +269,20 @@ class RuleIndex:
     def candidates(self, present: set[int], feed: str | None = None) -> list[int]:
         """Positions of the rules that may match, given the keys present, in rule order."""
         filed = self._filed
-        found: set[int] = set(self._always)
-        for key_id in present:
-            found.update(filed[key_id])
+        found = self._always.union(*map(filed.__getitem__, present & self._filed_keys))
         chosen = []
+        rules, shapes, groups = self.rules, self._shapes, self._groups
         for i in sorted(found):
-            feeds = self.rules[i].feeds
+            feeds = rules[i].feeds
             if feed is not None and feeds is not None and feed not in feeds:
                 continue
-            if all(not present.isdisjoint(group) for group in self._groups[i]):
-                chosen.append(i)
+            for keys in groups[i]:  # its other groups, rarest first
+                if present.isdisjoint(keys):
+                    break
+            else:
+                shape = shapes[i]
+                if (type(shape) is tuple and shape[0] == "sets") or _possible(shape, present):
+                    chosen.append(i)
         return chosen
 
     def match_fields(
