@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import pickle
+import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.clock import FixedClock
 from bot.errors import IndexMissing
 from bot.index import RuleIndex, Shipped, receive, required, word_key
 from bot.match import Document, match_rule
 from bot.models import FIELDS, Article, Rule, RuleMatch
 from bot.query import parse_query, parse_term
 from bot.textnorm import tokenize, word_view
+from tests.e2e import make_app, write_config
 from tests.factories import article as make_article
+from tests.slackdouble import SlackDouble
 
 ALIASES = {
     "usfk": tuple(
@@ -246,3 +253,45 @@ def test_index_equals_reference_on_random_rules_and_texts() -> None:
     agree()
     share = sum(outcomes) / len(outcomes)
     assert share > 0.3, f"only {share:.0%} of the articles matched a rule"
+
+
+# --- reloading -------------------------------------------------------------------------------
+
+
+def test_a_reload_builds_the_new_index_aside_while_the_old_one_keeps_matching(
+    tmp_path: Path, slack_double: SlackDouble, clock: FixedClock
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    usfk = rules / "usfk.yaml"
+    usfk.write_text("name: usfk\nquery: USFK (cut* OR withdraw*)\n", encoding="utf-8")
+    for i in range(1500):  # enough files that loading them takes a while
+        text = f"name: topic-{i}\nquery: topic{i} (alpha{i} OR beta{i})\n"
+        (rules / f"topic-{i}.yaml").write_text(text, encoding="utf-8")
+    config = write_config(tmp_path, {"wire": "http://127.0.0.1:9/never-polled.xml"}, rules=rules)
+    article = make_article(title="USFK cuts troops", summary="", content="topic7 beta7")
+
+    async def scenario() -> None:
+        app = make_app(config, slack_double, clock)
+        try:
+            await app.load_rules()
+            old = app.rt.rules.index
+            assert names(old.matches(article)) == ["topic-7", "usfk"]
+            usfk.write_text("name: usfk\nquery: USFK japan\n", encoding="utf-8")
+            reload = asyncio.create_task(app.load_rules())
+            during, times = [], [time.monotonic()]
+            while not reload.done():  # the event loop is free: matching goes on meanwhile
+                during.append(names(app.rt.rules.index.matches(article)))
+                await asyncio.sleep(0.01)
+                times.append(time.monotonic())
+            await reload
+            longest = max(b - a for a, b in itertools.pairwise(times))
+            assert longest < (times[-1] - times[0]) / 2, "the reload held the event loop"
+            assert all(found == ["topic-7", "usfk"] for found in during)  # the old index
+            assert app.rt.rules.index is not old
+            assert app.rt.rules.index.generation > old.generation
+            assert names(app.rt.rules.index.matches(article)) == ["topic-7"]  # the new one
+        finally:
+            await app.close()
+
+    asyncio.run(scenario())
