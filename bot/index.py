@@ -17,6 +17,7 @@ hits included. Only the decision costs grow with the rules that could match; the
 
 from __future__ import annotations
 
+import gc
 import itertools
 import pickle
 from bisect import bisect_left
@@ -88,6 +89,7 @@ _COMMON_HANGUL = "\n".join(w for w in _COMMON if is_hangul(w))
 _COMMON_SORTED = sorted(w for w in _COMMON if not is_hangul(w))
 
 
+@lru_cache(maxsize=1 << 16)
 def word_key(word: str, prefix: bool) -> str:
     """The key that finds `word` in a word view: Hangul inside runs, other words whole."""
     if is_hangul(word):
@@ -117,8 +119,12 @@ def frequency(key: str) -> float:
 
 def term_key(term: Term) -> str:
     """The key of `term`'s rarest word (every word of a phrase must be present)."""
-    keys = [word_key(w, p) for w, p in zip(term.words, term.prefixes, strict=True)]
-    return min(keys, key=frequency)
+    return _rarest_word(term.words, term.prefixes)
+
+
+@lru_cache(maxsize=1 << 16)
+def _rarest_word(words: tuple[str, ...], prefixes: tuple[bool, ...]) -> str:
+    return min((word_key(w, p) for w, p in zip(words, prefixes, strict=True)), key=frequency)
 
 
 def required(expr: Expr) -> list[frozenset[str]]:
@@ -182,12 +188,15 @@ def _possible(shape: Shape, present: set[int]) -> bool:
     return any(_possible(p, present) for p in parts)
 
 
+@lru_cache(maxsize=1 << 16)
 def _cost(group: frozenset[str]) -> float:
     return sum(frequency(key) for key in group)
 
 
 def _rarest(groups: list[frozenset[str]]) -> frozenset[str] | None:
-    return min(groups, key=_cost) if groups else None
+    if len(groups) < 2:
+        return groups[0] if groups else None
+    return min(groups, key=_cost)
 
 
 def _intern(shape: Shape, interned: dict[Any, Any]) -> Shape:
@@ -220,6 +229,17 @@ class RuleIndex:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self.generation = next(_generations)
         self._payload: bytes | None = None
+        # The build makes many small objects that live as long as the index: the cyclic
+        # collector would scan them (and every rule) again and again, doubling the time.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._build()
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _build(self) -> None:
         self._evaluated: list[Rule] = []  # each rule with its parsed query
         self._always: set[int] = set()  # rules without a required group
         keys: dict[str, int] = {}
