@@ -35,7 +35,7 @@ if str(REPO) not in sys.path:  # run as a script: make `bot` importable
     sys.path.insert(0, str(REPO))
 
 from bot.expr import Term, terms  # noqa: E402
-from bot.index import RuleIndex  # noqa: E402
+from bot.index import RuleIndex, receive  # noqa: E402
 from bot.models import FIELDS, Article, Rule  # noqa: E402
 from bot.rules import load_rules  # noqa: E402
 from bot.textnorm import is_hangul  # noqa: E402
@@ -240,6 +240,10 @@ def bench(count: int, articles: list[Article], naive_sample: int, rng: random.Ra
     index = RuleIndex(rules)
     build_s = time.process_time() - started
     memory = index_memory(rules)
+    shipped = index.ship(with_index=True)
+    started = time.process_time()
+    index = receive(shipped)  # as a worker process holds it
+    receive_s = time.process_time() - started
 
     mb = size_mb(articles)
     matched = 0
@@ -256,7 +260,8 @@ def bench(count: int, articles: list[Article], naive_sample: int, rng: random.Ra
     per_article = mb / len(articles)
     print(
         f"{count:>6} rules: load the files {load_s:5.2f} s, build the index {build_s:4.2f} s, "
-        f"index memory {memory / count / 1024:4.2f} KiB per rule ({index.keys} keys)\n"
+        f"index memory {memory / count / 1024:4.2f} KiB per rule ({index.keys} keys), "
+        f"sent to a worker {len(shipped.payload or b'') / 1e6:.1f} MB ({receive_s:.2f} s)\n"
         f"        index {engine:7.0f} articles/s {engine * per_article:6.2f} MB/s | "
         f"naive {naive:6.2f} articles/s {naive * per_article:6.3f} MB/s ({len(sample)} articles) "
         f"| index/naive {engine / naive:5.0f}x\n"
