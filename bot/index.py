@@ -37,6 +37,7 @@ from bot.query import parse_query
 from bot.textnorm import is_hangul, word_view
 
 _generations = itertools.count(1)
+ANY = frozenset((-1,))  # a key id present in every article: the group of a rule that needs none
 
 # Words too common to file a rule under when it has a better choice: function words and the
 # words of most news stories, English and Korean. A key inside one of them is common too.
@@ -252,7 +253,8 @@ class RuleIndex:
         keys: dict[str, int] = {}
         interned: dict[Any, Any] = {}  # many rules share sets of keys (alias sets)
         self._shapes: list[Shape] = []  # what each rule needs, finer than its groups
-        self._groups: list[tuple[frozenset[int], ...]] = [()] * len(self.rules)
+        self._groups: list[tuple[frozenset[int], ...]] = [()] * len(self.rules)  # 3rd, 4th…
+        self._second: list[frozenset[int]] = [ANY] * len(self.rules)  # ANY: there is none
         filed: dict[int, list[int]] = {}  # key id → the rules filed under it
         for position, rule in enumerate(self.rules):
             expr = rule.expr
@@ -272,7 +274,10 @@ class RuleIndex:
             for key in groups[0]:  # filed under its rarest group, which is then present
                 filed.setdefault(keys.setdefault(key, len(keys)), []).append(position)
             others = (frozenset(keys[key] for key in group) for group in groups[1:])
-            self._groups[position] = tuple(interned.setdefault(g, g) for g in others)
+            checks = [interned.setdefault(g, g) for g in others]
+            if checks:
+                self._second[position] = checks.pop(0)
+            self._groups[position] = tuple(checks)
         self._filed = {key_id: tuple(rules) for key_id, rules in filed.items()}
         self._filed_keys = frozenset(filed)
         self._automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
@@ -297,6 +302,10 @@ class RuleIndex:
         """Positions of the rules that may match, given the keys present, in rule order."""
         filed = self._filed
         found = self._always.union(*map(filed.__getitem__, present & self._filed_keys))
+        # Most candidates lack their second rarest group: one set operation each rules them out.
+        present = present | ANY
+        meets, second = present.isdisjoint, self._second
+        found = {i for i in found if not meets(second[i])}
         chosen = []
         rules, shapes, groups = self.rules, self._shapes, self._groups
         for i in sorted(found):
