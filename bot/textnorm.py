@@ -61,17 +61,21 @@ def normalize(text: str) -> str:
 
 def tokenize(text: str) -> tuple[Token, ...]:
     """Split `text` into normalized words, each keeping the offsets of its original characters."""
-    tokens = []
+    tokens: list[Token] = []
+    append, make, nfkc = tokens.append, Token, unicodedata.normalize  # looked up once
     for found in _TOKEN.finditer(text):
         kind = found.lastindex or 0
         raw = found[kind]
         if kind in _DROP:
             raw = raw.translate(_DROP[kind])
-        cased = raw if raw.isascii() else unicodedata.normalize("NFKC", raw)
-        word = cased.lower() if raw.isascii() else cased.casefold()
+        if raw.isascii():
+            cased, word = raw, raw.lower()
+        else:
+            cased = nfkc("NFKC", raw)
+            word = cased.casefold()
         if word:
             start, end = found.span()
-            tokens.append(Token(word, start, end, kind == _HANGUL_RUN, cased))
+            append(make(word, start, end, kind == _HANGUL_RUN, cased))
     return tuple(tokens)
 
 
