@@ -22,6 +22,7 @@ import argparse
 import gc
 import itertools
 import json
+import pickle
 import random
 import re
 import sys
@@ -240,10 +241,15 @@ def bench(count: int, articles: list[Article], naive_sample: int, rng: random.Ra
     index = RuleIndex(rules)
     build_s = time.process_time() - started
     memory = index_memory(rules)
+    started = time.process_time()
+    every_rule = pickle.dumps(tuple(rules))  # what each poll sent its worker before the index
+    pickle.loads(every_rule)
+    every_rule_s = time.process_time() - started
     shipped = index.ship(with_index=True)
     started = time.process_time()
     index = receive(shipped)  # as a worker process holds it
     receive_s = time.process_time() - started
+    per_poll = len(pickle.dumps(index.ship()))
 
     mb = size_mb(articles)
     matched = 0
@@ -266,7 +272,9 @@ def bench(count: int, articles: list[Article], naive_sample: int, rng: random.Ra
         f"naive {naive:6.2f} articles/s {naive * per_article:6.3f} MB/s ({len(sample)} articles) "
         f"| index/naive {engine / naive:5.0f}x\n"
         f"        per article: {evaluated / len(articles):.1f} rules evaluated, "
-        f"{matched / len(articles):.2f} matched",
+        f"{matched / len(articles):.2f} matched | per poll, sent to the worker: {per_poll} bytes "
+        f"(all the rules, as before: {len(every_rule) / 1e6:.1f} MB, {every_rule_s:.2f} s to "
+        "pickle and unpickle)",
         flush=True,
     )
 

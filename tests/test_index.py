@@ -6,22 +6,34 @@ import asyncio
 import itertools
 import pickle
 import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.app import App, fetch_policy
 from bot.clock import FixedClock
+from bot.config import load_config
 from bot.errors import IndexMissing
+from bot.fetch import Fetcher
 from bot.index import RuleIndex, Shipped, receive, required, word_key
 from bot.match import Document, match_rule
 from bot.models import FIELDS, Article, Rule, RuleMatch
 from bot.query import parse_query, parse_term
+from bot.runtime import Runtime, make_worker_pool
+from bot.slack import SlackSender
+from bot.store import Store
 from bot.textnorm import tokenize, word_view
-from tests.e2e import make_app, write_config
+from tests.e2e import Item, make_app, rss, write_config
 from tests.factories import article as make_article
-from tests.slackdouble import SlackDouble
+from tests.feedserver import FeedServer
+from tests.slackdouble import TOKEN, SlackDouble
+
+T = TypeVar("T")
 
 ALIASES = {
     "usfk": tuple(
@@ -311,3 +323,61 @@ def test_index_scan_is_linear_on_pathological_titles() -> None:
     ):
         index.matches(make_article(title=title, summary="", content=""))
     assert time.perf_counter() - started < 2.0
+
+
+# --- workers receive each index once ---------------------------------------------------------
+
+
+class RecordingPool(Executor):
+    """A real worker process that notes, for each call, whether the rule index went along."""
+
+    def __init__(self) -> None:
+        self.pool = make_worker_pool(1)
+        self.carried: list[bool] = []
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        self.carried += [a.payload is not None for a in args if isinstance(a, Shipped)]
+        return self.pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.pool.shutdown(wait, cancel_futures=cancel_futures)
+
+
+def test_a_worker_is_sent_the_index_once_per_rule_load_and_polls_name_it_after(
+    tmp_path: Path, feed_server: FeedServer, slack_double: SlackDouble, clock: FixedClock
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "korea.yaml").write_text("name: korea\nquery: Korea\n", encoding="utf-8")
+    item = Item("k-1", "Korea and Japan", "Talks in Seoul.", clock.now())
+    for path in ("/a.xml", "/b.xml"):  # always a 200, so that every poll reaches a worker
+        feed_server.add(path, rss([item]), etag=None, last_modified=None)
+    urls = {"a": feed_server.url("/a.xml"), "b": feed_server.url("/b.xml")}
+    config = load_config(write_config(tmp_path, urls, rules=rules))
+    pool = RecordingPool()
+
+    async def scenario() -> None:
+        rt = Runtime(
+            clock=clock,
+            store=Store.open(config.database),
+            sender=SlackSender(TOKEN, base_url=slack_double.base_url),
+            admin_channel=None,
+            make_workers=lambda: pool,
+        )
+        app = App(config, rt, Fetcher(fetch_policy(config)))
+        try:
+            await app.load_rules()
+            a, b = config.feeds
+            assert (await app.poll(a)).status == "ok"
+            assert pool.carried == [False, True]  # asked by generation, then sent along
+            await app.poll(b)
+            await app.poll(a)
+            assert pool.carried == [False, True, False, False]  # kept by the worker
+            (rules / "japan.yaml").write_text("name: japan\nquery: Japan\n", encoding="utf-8")
+            await app.load_rules()
+            await app.poll(b)
+            assert pool.carried == [False, True, False, False, False, True]  # a new generation
+        finally:
+            await app.close()
+
+    asyncio.run(scenario())
