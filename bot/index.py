@@ -9,10 +9,11 @@ which the article must hold at least one for the rule to match (the alternatives
 side of a NEAR, a term under AND or a field scope); a rule without one (only possible for a rule
 built in code, since `check_query` refuses them) is evaluated for every article.
 
-The rules filed under the keys an article holds are its candidates. A candidate whose other
-required groups are not all present cannot match and is dropped; the rest are decided by the
-reference evaluator (`match.match_rule`), so the index says exactly what the reference says,
-hits included. Only the decision costs grow with the rules that could match; the scan does not.
+The rules filed under the keys an article holds are its candidates. A candidate lacking one of
+its other required groups, or a word of a term it needs, cannot match and is dropped; the rest
+are decided by the reference evaluator (`match.match_rule`), so the index says exactly what the
+reference says, hits included. The scan costs the same whatever the number of rules; only the
+decisions grow, with the rules that could match.
 """
 
 from __future__ import annotations
@@ -287,10 +288,6 @@ class RuleIndex:
             self._automaton.make_automaton()
         self.keys = len(keys)
 
-    @classmethod
-    def build(cls, rules: Iterable[Rule]) -> RuleIndex:
-        return cls(rules)
-
     def present(self, texts: Iterable[str]) -> set[int]:
         """The ids of the keys found in the word view of `texts`."""
         if not self.keys:
@@ -359,8 +356,6 @@ class RuleIndex:
     def __len__(self) -> int:
         return len(self.rules)
 
-
-EMPTY = RuleIndex(())
 
 # In a worker process: the last index received, kept until another generation arrives.
 _received: list[RuleIndex] = []
