@@ -146,7 +146,7 @@ async def bot_passes(config: Path, bot: list[Figures]) -> list[dict[str, int]]:
 def sequential(urls: list[str], etags: dict[str, str]) -> int:
     """The straightforward loop: one feed after another, fetched, then parsed, normalized and
     matched by the same function the bot's workers run; 304 when we have its ETag."""
-    rules = load_library(REPO / "rules", REPO / "aliases", "#news-alerts").rules
+    rules = load_library(REPO / "rules", REPO / "aliases", "#news-alerts").index
     entries = 0
     with httpx.Client(timeout=30) as client:
         for index, url in enumerate(urls):

@@ -29,7 +29,7 @@ from bot.poll import (
     poll_feed,
     tell_if_failing_too_long,
 )
-from bot.rules import load_library
+from bot.rules import RuleSet, load_library
 from bot.runtime import Runtime, make_worker_pool
 from bot.scheduler import START_SPREAD, Scheduler
 from bot.slack import Sender, SlackSender, TerminalSender
@@ -114,16 +114,23 @@ class App:
         rt, config = self.rt, self.config
         self.rule_watch.mark()  # an edit made while loading is noticed on the next check
         snapshots = await rt.db(rt.store.rule_snapshots)
-        ruleset = load_library(
-            config.rules_dir,
-            config.aliases_dir,
-            config.slack.default_channel,
-            previous=rt.rules if rt.rules.rules or rt.rules.aliases.terms else None,
-            known_feeds=[f.name for f in config.feeds],
-            snapshots=snapshots,
-        )
+        previous = rt.rules
+
+        def build() -> RuleSet:  # in a thread: polls go on matching with the rules in force
+            ruleset = load_library(
+                config.rules_dir,
+                config.aliases_dir,
+                config.slack.default_channel,
+                previous=previous if previous.rules or previous.aliases.terms else None,
+                known_feeds=[f.name for f in config.feeds],
+                snapshots=snapshots,
+            )
+            ruleset.index.ship(with_index=True)  # compiled, and pickled for the workers, here
+            return ruleset
+
+        ruleset = await asyncio.to_thread(build)
         await rt.db(rt.store.save_rule_snapshots, dict(ruleset.sources), rt.clock.now())
-        rt.rules = ruleset
+        rt.rules = ruleset  # rules and their index, swapped as one
         rt.config_fingerprint = config_fingerprint(config, ruleset.sources)
         retried = await rt.db(rt.store.unpark, rt.clock.now(), unless_config=rt.config_fingerprint)
         if retried:

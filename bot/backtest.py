@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
+from bot.index import RuleIndex
 from bot.models import Article, Rule, parse_duration
-from bot.work import matches_for
 
 ALERTED = "alerted"  # the rule's channel got an alert for the article naming this rule
 OTHER_RULES = "alerted by other rules"  # the channel got it, for other rules only
@@ -74,9 +74,10 @@ def match_archive(
     article once however many feeds carried it; and how many articles were read."""
     found: dict[str, tuple[Article, datetime, tuple[str, ...]]] = {}
     scanned = 0
+    index = RuleIndex([rule])  # compiled once for the whole archive
     for article, at in archived:
         scanned += 1
-        for _, match in matches_for(article, [rule]):
+        for _, match in index.matches(article):
             earlier = found.get(article.cross_key)
             if earlier is None or at < earlier[1]:
                 found[article.cross_key] = (article, at, match.terms)

@@ -34,6 +34,7 @@ from bot.explain import emphasized
 from bot.feedsetup import Found, add_feed, import_opml, url_key
 from bot.fetch import Fetcher, FetchPolicy
 from bot.health import feed_health, pages_line, render_table, when
+from bot.index import RuleIndex
 from bot.models import FeedConfig, Rule
 from bot.normalize import normalize_entries
 from bot.opml import write_opml
@@ -229,6 +230,7 @@ async def _match(
     fetcher = Fetcher(policy)
     failed = 0
     now = SystemClock().now()
+    index = RuleIndex(rules)
     try:
         for source in sources:
             url = source if "://" in source else str(Path(source).resolve())
@@ -243,7 +245,7 @@ async def _match(
                 failed += 1
                 continue
             for article in normalize_entries(parsed, feed.name, now):
-                for rule, match in matches_for(article, rules):
+                for rule, match in matches_for(article, index):
                     if as_json:
                         print(
                             json.dumps(

@@ -13,7 +13,8 @@ NewswatchError
 │   └── SlackPermanentError   will not succeed as is (channel_not_found, invalid_auth, ...)
 │       └── SlackCredentialError      the token itself is refused
 ├── StoreError           the database is unusable
-└── SearchError          an archive search query is not valid  (the query)
+├── SearchError          an archive search query is not valid  (the query)
+└── IndexMissing         a worker lacks the rule index in force (sent again with it)
 """
 
 from __future__ import annotations
@@ -159,3 +160,12 @@ class SearchError(NewswatchError):
         self.query = query
         self.reason = reason
         super().__init__(f"search {query!r}: {reason}")
+
+
+class IndexMissing(NewswatchError):
+    """A worker process lacks the rule index of this generation: the call is made again with
+    the index attached (bot/index.py)."""
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        super().__init__(f"the worker lacks rule index generation {generation}")

@@ -145,13 +145,15 @@ async def fill_full_text(
     if not changed:
         return processed
     try:
-        rematched = await rt.cpu(match_articles, list(changed.values()), rt.rules.rules)
+        rematched, signatures = await rt.cpu_matching(match_articles, list(changed.values()))
     except BrokenExecutor:
         log.warning("feed=%s full text not matched: a worker process died", feed.name)
         return processed
     by_key = {c.article.feed_key: c for c in rematched}
     candidates = tuple(by_key.get(c.article.feed_key, c) for c in processed.candidates)
-    return replace(processed, candidates=candidates)
+    return replace(
+        processed, candidates=candidates, signatures={**processed.signatures, **signatures}
+    )
 
 
 async def _shared(task: asyncio.Task[ArticlePage]) -> ArticlePage:

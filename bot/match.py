@@ -93,8 +93,13 @@ class FieldIndex:
         tokens = self.tokens
         if is_hangul(word):
             return {i: _inner_span(tokens[i], word) for i in self.hangul if word in tokens[i].text}
-        if prefix:
-            found = [i for text, at in self.positions.items() if text.startswith(word) for i in at]
+        if prefix:  # the words starting with `word` stand together in sorted order
+            ordered = self._sorted_words
+            found: list[int] = []
+            at = bisect_left(ordered, word)
+            while at < len(ordered) and ordered[at].startswith(word):
+                found.extend(self.positions[ordered[at]])
+                at += 1
         else:
             found = list(self.positions.get(word, ()))
         if cased is not None:
@@ -102,6 +107,10 @@ class FieldIndex:
             if not prefix:
                 found = [i for i in found if tokens[i].cased == cased]
         return {i: (tokens[i].start, tokens[i].end) for i in found}
+
+    @cached_property
+    def _sorted_words(self) -> list[str]:
+        return sorted(self.positions)
 
     def hangul_spans(self, words: tuple[str, ...]) -> list[tuple[Span, int, int]]:
         """Where the Hangul words stand together, spaced or not, particles allowed between them."""

@@ -31,7 +31,7 @@ from bot.schedule import (
 )
 from bot.store import FeedState, NotModified
 from bot.story import StoryGrouping
-from bot.work import process_body
+from bot.work import Processed, process_body
 
 log = logging.getLogger("newswatch.poll")
 
@@ -103,9 +103,7 @@ async def poll_feed(
             await _recovered(rt, feed, state, polling, now)
             return await _done(rt, PollOutcome(feed.name, "not-modified"), polling)
         now = rt.clock.now()
-        processed = await rt.cpu(
-            process_body, fetched.body, fetched.headers, feed.name, fetched.url, rt.rules.rules, now
-        )
+        processed = await _process(rt, feed.name, fetched, now)
     except FetchError as exc:
         if exc.status == GONE:
             return await _gone(rt, feed, state, polling, exc.reason)
@@ -223,6 +221,12 @@ async def _recovered(
             f"feed {feed.name} answers but has had no new articles for {_span(quiet)} "
             f"(since {when})",
         )
+
+
+async def _process(rt: Runtime, feed: str, fetched: FetchResult, now: datetime) -> Processed:
+    """Parse and match in a worker, with the rule index in force."""
+    args = (fetched.body, fetched.headers, feed, fetched.url)
+    return await rt.cpu_matching(process_body, *args, now=now)
 
 
 async def _done(rt: Runtime, outcome: PollOutcome, polling: Polling) -> PollOutcome:

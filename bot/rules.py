@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from bot.aliases import AliasSet, load_aliases
 from bot.config import valid_channel
 from bot.errors import QuerySyntaxError, RuleError
 from bot.expr import Expr, check_query, combine, describe, never_matches
+from bot.index import RuleIndex
 from bot.models import FIELDS, Rule
 from bot.noisekeys import NOISE_KEYS, read_noise
 from bot.query import Aliases, parse_query
@@ -33,6 +35,11 @@ class RuleSet:
     stale: tuple[str, ...] = ()  # paths whose last good version is kept after a broken edit
     sources: tuple[tuple[str, str], ...] = ()  # (path, text) of every file that loaded cleanly
     aliases: AliasSet = field(default_factory=AliasSet)  # the alias sets the rules were built with
+
+    @cached_property
+    def index(self) -> RuleIndex:
+        """The rules compiled into one index (bot/index.py), built on first use."""
+        return RuleIndex(self.rules)
 
     def by_name(self, name: str) -> Rule:
         for rule in self.rules:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from bot.clock import Clock
+from bot.errors import IndexMissing
 from bot.noise import NoiseSettings
 from bot.pacing import Bucket, Pace
 from bot.rules import RuleSet
@@ -119,6 +120,17 @@ class Runtime:
                 workers.shutdown(wait=False, cancel_futures=True)
                 self.workers = self.make_workers()
             raise
+
+    async def cpu_matching(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(*args, rules=…, **kwargs)` in the worker pool with the rule index in force. The
+        index travels to each worker once per rule load: a call names its generation, and a
+        worker lacking it raises IndexMissing and is sent the index."""
+        index = self.rules.index
+        try:
+            return await self.cpu(functools.partial(fn, *args, rules=index.ship(), **kwargs))
+        except IndexMissing:
+            shipped = index.ship(with_index=True)
+            return await self.cpu(functools.partial(fn, *args, rules=shipped, **kwargs))
 
     async def notice(self, key: str, message: str, *, active: bool = True) -> None:
         """Tell the operator about a problem (active) or its end, once each: log + admin channel."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.explain import explain
-from bot.match import Document, match_rule
+from bot.index import RuleIndex, Shipped, index_of
 from bot.models import FIELDS, AlertContent, Article, Candidate, Rule, RuleMatch
 from bot.normalize import normalize_entries
 from bot.parse import parse_feed
@@ -29,48 +29,56 @@ def process_body(
     headers: dict[str, str],
     feed: str,
     url: str,
-    rules: Sequence[Rule],
+    rules: RuleIndex | Shipped | Sequence[Rule],
     now: datetime,
 ) -> Processed:
-    """Everything between the fetched bytes and the store; raises ParseError for a non-feed."""
+    """Everything between the fetched bytes and the store; raises ParseError for a non-feed.
+
+    In a worker process `rules` is the index in force as `RuleIndex.ship` sends it: the
+    worker keeps each generation it receives, and raises IndexMissing (before parsing) when
+    it lacks the one named, so that the caller sends it along.
+    """
+    index = index_of(rules)
     parsed = parse_feed(body, headers, feed=feed, url=url)
     articles = normalize_entries(parsed, feed, now)
-    candidates = tuple(Candidate(a, alerts_for(a, rules)) for a in articles)
-    signatures = {c.article.feed_key: signature(c.article) for c in candidates if c.alerts}
+    candidates = tuple(Candidate(a, alerts_for(a, index)) for a in articles)
     return Processed(
-        candidates, parsed.bozo_reason if parsed.bozo else None, parsed.ttl_minutes, signatures
+        candidates,
+        parsed.bozo_reason if parsed.bozo else None,
+        parsed.ttl_minutes,
+        signatures_of(candidates),
     )
 
 
-def match_articles(articles: Sequence[Article], rules: Sequence[Rule]) -> tuple[Candidate, ...]:
-    """Candidates for articles whose text changed after parsing (full text from their page)."""
-    return tuple(Candidate(a, alerts_for(a, rules)) for a in articles)
+def match_articles(
+    articles: Sequence[Article], rules: RuleIndex | Shipped | Sequence[Rule]
+) -> tuple[tuple[Candidate, ...], dict[str, Signature]]:
+    """Candidates, and the story signatures of those that alert, for articles whose text
+    changed after parsing (full text from their page)."""
+    index = index_of(rules)
+    candidates = tuple(Candidate(a, alerts_for(a, index)) for a in articles)
+    return candidates, signatures_of(candidates)
 
 
-def matches_for(article: Article, rules: Sequence[Rule]) -> list[tuple[Rule, RuleMatch]]:
+def signatures_of(candidates: Sequence[Candidate]) -> dict[str, Signature]:
+    """The near-duplicate signature of each article that alerts, by its feed key."""
+    return {c.article.feed_key: signature(c.article) for c in candidates if c.alerts}
+
+
+def matches_for(
+    article: Article, rules: RuleIndex | Sequence[Rule]
+) -> list[tuple[Rule, RuleMatch]]:
     """Every rule that matches the article (rules limited to other feeds are skipped), each
-    with its explanation."""
+    with its explanation. Given many rules, compile them once (`RuleIndex(rules)`) and pass
+    the index for every article."""
     texts = {name: article.field_text(name) for name in FIELDS}  # as Document matches them
-    return [(rule, explain(match, texts)) for rule, match in _matches(article, rules)]
+    return [(rule, explain(match, texts)) for rule, match in index_of(rules).matches(article)]
 
 
-def _matches(article: Article, rules: Sequence[Rule]) -> list[tuple[Rule, RuleMatch]]:
-    """The matches alone: an alert's summary marks its sentences from the hits itself."""
-    doc = Document.from_article(article)
-    found = []
-    for rule in rules:
-        if rule.feeds is not None and article.feed not in rule.feeds:
-            continue
-        match = match_rule(rule, doc)
-        if match is not None:
-            found.append((rule, match))
-    return found
-
-
-def alerts_for(article: Article, rules: Sequence[Rule]) -> tuple[AlertContent, ...]:
+def alerts_for(article: Article, rules: RuleIndex | Sequence[Rule]) -> tuple[AlertContent, ...]:
     """One alert per channel, naming every rule that matched for that channel."""
     by_channel: dict[str, list[RuleMatch]] = {}
-    for rule, match in _matches(article, rules):
+    for rule, match in index_of(rules).matches(article):
         by_channel.setdefault(rule.channel, []).append(match)
     return tuple(
         AlertContent(

@@ -20,6 +20,7 @@ OWNERS = {
     "trafilatura": "extract.py",
     "ruamel": "configedit.py",
     "defusedxml": "opml.py",
+    "ahocorasick": "index.py",
 }
 PURE = (
     "textnorm.py",

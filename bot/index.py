@@ -1,0 +1,390 @@
+"""Every rule compiled into one index, so an article is scanned once whatever the number of rules.
+
+One Aho-Corasick automaton (pyahocorasick) holds a key for every term of every rule: a word
+between spaces (`" usfk "`), a prefix after a space (`" troop"`), or a Hangul word alone
+(`"주한미군"`), looked for in `textnorm.word_view` of the article, where each word stands between
+spaces and the Hangul stands as one run. A term's key is its rarest word: all of a phrase's
+words must be there. Each rule is filed under its rarest *required group*: a set of keys of
+which the article must hold at least one for the rule to match (the alternatives of an OR, each
+side of a NEAR, a term under AND or a field scope); a rule without one (only possible for a rule
+built in code, since `check_query` refuses them) is evaluated for every article.
+
+The rules filed under the keys an article holds are its candidates. A candidate lacking one of
+its other required groups, or a word of a term it needs, cannot match and is dropped; the rest
+are decided by the reference evaluator (`match.match_rule`), so the index says exactly what the
+reference says, hits included. The scan costs the same whatever the number of rules; only the
+decisions grow, with the rules that could match.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import pickle
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+import ahocorasick
+
+from bot.errors import IndexMissing
+from bot.expr import EXPR_TYPES, And, Expr, Near, Not, Or, Scope, Term
+from bot.match import Document, match_rule
+from bot.models import FIELDS, Article, Rule, RuleMatch
+from bot.query import parse_query
+from bot.textnorm import is_hangul, word_view
+
+_generations = itertools.count(1)
+ANY = frozenset((-1,))  # a key id present in every article: the group of a rule that needs none
+
+# Words too common to file a rule under when it has a better choice: function words and the
+# words of most news stories, English and Korean. A key inside one of them is common too.
+_COMMON = frozenset(
+    {
+        "a", "about", "according", "across", "after", "again", "against", "agency", "ago", "air",
+        "all", "almost", "already", "also", "among", "an", "and", "another", "any", "april", "are",
+        "army", "around", "as", "at", "attack", "august", "authorities", "away", "back", "bank",
+        "be", "became", "become", "been", "before", "began", "being", "best", "better", "between",
+        "big", "billion", "border", "both", "business", "but", "by", "called", "came", "campaign",
+        "can", "capital", "case", "central", "change", "chief", "children", "china", "city",
+        "coast", "come", "coming", "companies", "company", "continue", "continued", "control",
+        "could", "council", "countries", "country", "court", "crisis", "cut", "day", "days",
+        "december", "decision", "defence", "defense", "department", "despite", "development",
+        "did", "do", "does", "down", "during", "each", "early", "east", "economic", "economy",
+        "election", "end", "energy", "europe", "even", "every", "face", "family", "far",
+        "february", "few", "find", "fire", "first", "following", "for", "force", "forces",
+        "foreign", "former", "found", "four", "free", "friday", "from", "full", "general", "get",
+        "give", "given", "global", "go", "going", "good", "got", "government", "great", "group",
+        "had", "half", "hand", "has", "have", "he", "head", "health", "help", "her", "here",
+        "high", "himself", "his", "home", "house", "how", "however", "human", "if", "important",
+        "in", "including", "increase", "international", "into", "is", "issue", "it", "its",
+        "january", "july", "june", "just", "keep", "key", "known", "korea", "korean", "land",
+        "large", "last", "later", "law", "leader", "leaders", "least", "left", "less", "life",
+        "like", "likely", "little", "local", "long", "look", "lot", "made", "major", "make", "man",
+        "many", "march", "market", "markets", "may", "me", "media", "meeting", "men", "might",
+        "military", "million", "minister", "ministry", "monday", "money", "month", "months",
+        "more", "most", "move", "much", "must", "my", "national", "nations", "near", "need",
+        "never", "new", "news", "next", "night", "no", "north", "not", "november", "now", "number",
+        "october", "of", "off", "office", "official", "officials", "oil", "old", "on", "once",
+        "one", "only", "open", "or", "order", "other", "our", "out", "over", "own", "part",
+        "party", "past", "peace", "people", "percent", "place", "plan", "point", "police",
+        "policy", "political", "possible", "power", "president", "prime", "public", "put",
+        "recent", "recently", "region", "related", "report", "reported", "reports", "result",
+        "right", "rights", "run", "russia", "said", "same", "saturday", "say", "says", "second",
+        "security", "see", "seen", "september", "service", "set", "several", "she", "should",
+        "show", "side", "since", "small", "so", "social", "some", "south", "special", "state",
+        "states", "still", "such", "sunday", "support", "take", "taken", "talks", "team", "tell",
+        "than", "that", "the", "their", "them", "then", "there", "these", "they", "third", "this",
+        "those", "three", "through", "thursday", "time", "to", "today", "told", "top", "toward",
+        "trade", "tuesday", "two", "ukraine", "under", "united", "until", "up", "us", "use",
+        "used", "very", "want", "war", "was", "water", "way", "we", "wednesday", "week", "well",
+        "were", "west", "what", "when", "where", "whether", "which", "while", "who", "will",
+        "with", "without", "woman", "women", "work", "working", "world", "would", "year", "years",
+        "you", "young",
+        "대통령", "정부", "국회", "한국", "미국", "북한", "중국", "일본", "국방", "기자", "뉴스",
+        "장관", "서울", "경제", "대한", "위원장", "지난", "이번", "관련", "정책", "대표",
+    }
+)  # fmt: skip
+_COMMON_HANGUL = "\n".join(w for w in _COMMON if is_hangul(w))
+_COMMON_SORTED = sorted(w for w in _COMMON if not is_hangul(w))
+
+
+@lru_cache(maxsize=1 << 16)
+def word_key(word: str, prefix: bool) -> str:
+    """The key that finds `word` in a word view: Hangul inside runs, other words whole."""
+    if is_hangul(word):
+        return word
+    return f" {word}" if prefix else f" {word} "
+
+
+@lru_cache(maxsize=1 << 16)
+def frequency(key: str) -> float:
+    """A rough share of articles holding `key`: common words, short words and prefixes."""
+    if not key.startswith(" "):  # Hangul: each syllable makes a word rarer
+        if key in _COMMON_HANGUL:
+            return 0.9
+        return min(1.0, 0.2 * 0.25 ** (len(key) - 1))
+    word = key.strip()
+    prefix = not key.endswith(" ")
+    at = bisect_left(_COMMON_SORTED, word)
+    if at < len(_COMMON_SORTED) and (
+        _COMMON_SORTED[at] == word or (prefix and _COMMON_SORTED[at].startswith(word))
+    ):
+        return 0.9
+    share = 0.05 * 0.7 ** max(0, len(word) - 4)
+    if prefix:  # a prefix stands for many words
+        share = min(1.0, share * (1 + 20 * 0.5 ** max(0, len(word) - 2)))
+    return share
+
+
+def term_key(term: Term) -> str:
+    """The key of `term`'s rarest word (every word of a phrase must be present)."""
+    return _rarest_word(term.words, term.prefixes)
+
+
+@lru_cache(maxsize=1 << 16)
+def _rarest_word(words: tuple[str, ...], prefixes: tuple[bool, ...]) -> str:
+    return min((word_key(w, p) for w, p in zip(words, prefixes, strict=True)), key=frequency)
+
+
+def required(expr: Expr) -> list[frozenset[str]]:
+    """Groups of keys such that, if `expr` matches, each group has a key in the word view."""
+    if isinstance(expr, Term):
+        return [frozenset((term_key(expr),))]
+    if isinstance(expr, Not):
+        return []  # an absent term proves nothing
+    if isinstance(expr, Scope):
+        return required(expr.child)
+    if isinstance(expr, Near):
+        return required(expr.left) + required(expr.right)
+    if isinstance(expr, And):
+        return [group for child in expr.children for group in required(child)]
+    best = [_rarest(required(child)) for child in expr.children]  # an Or: one of them
+    if any(group is None for group in best):
+        return []
+    return [frozenset().union(*(g for g in best if g is not None))]
+
+
+# What the word view must hold for a rule to match, finer than its groups: a key id; any key of
+# a set (an OR of one-word terms); all or any of several shapes (a phrase needs every word, an
+# AND every part, an OR one); True when nothing can be told (NOT).
+Shape = bool | int | frozenset[int] | tuple[str, Any]
+
+
+def _shape(expr: Expr, key_id: Callable[[str], int]) -> Shape:
+    if isinstance(expr, Term):
+        ids = [key_id(word_key(w, p)) for w, p in zip(expr.words, expr.prefixes, strict=True)]
+        return ids[0] if len(set(ids)) == 1 else ("every", frozenset(ids))
+    if isinstance(expr, Not):
+        return True
+    if isinstance(expr, Scope):
+        return _shape(expr.child, key_id)
+    sides = (expr.left, expr.right) if isinstance(expr, Near) else expr.children
+    parts = [_shape(c, key_id) for c in sides]
+    if isinstance(expr, Or):
+        if any(p is True for p in parts):
+            return True
+        if all(isinstance(p, int) and not isinstance(p, bool) for p in parts):
+            return frozenset(parts)  # type: ignore[arg-type]
+        return ("any", tuple(parts))
+    kept = tuple(p for p in parts if p is not True)
+    return True if not kept else kept[0] if len(kept) == 1 else ("all", kept)
+
+
+def _possible(shape: Shape, present: set[int]) -> bool:
+    if shape is True:
+        return True
+    if isinstance(shape, int):
+        return shape in present
+    if isinstance(shape, frozenset):
+        return not present.isdisjoint(shape)
+    kind, parts = shape
+    if kind == "every":
+        return parts <= present  # type: ignore[no-any-return]
+    if kind == "sets":
+        return all(not present.isdisjoint(keys) for keys in parts)
+    if kind == "all":
+        return all(_possible(p, present) for p in parts)
+    return any(_possible(p, present) for p in parts)
+
+
+@lru_cache(maxsize=1 << 16)
+def _cost(group: frozenset[str]) -> float:
+    return sum(frequency(key) for key in group)
+
+
+def _rarest(groups: list[frozenset[str]]) -> frozenset[str] | None:
+    if len(groups) < 2:
+        return groups[0] if groups else None
+    return min(groups, key=_cost)
+
+
+def _intern(shape: Shape, interned: dict[Any, Any]) -> Shape:
+    """Equal sets stored once (rules share alias sets); an AND of key sets and single keys
+    becomes ("sets", (set, ...)), every one of which must meet the keys present."""
+    if isinstance(shape, frozenset):
+        return interned.setdefault(shape, shape)  # type: ignore[no-any-return]
+    if isinstance(shape, tuple) and shape[0] != "every":
+        parts = tuple(_intern(p, interned) for p in shape[1])
+        if shape[0] == "all" and all(type(p) in (int, frozenset) for p in parts):
+            sets = (frozenset((p,)) if isinstance(p, int) else p for p in parts)
+            return ("sets", tuple(interned.setdefault(p, p) for p in sets))
+        return (shape[0], parts)
+    return shape
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """While an index is built or unpickled: it makes many small objects that live as long as
+    the index, which the cyclic collector would scan (with every rule) again and again."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A rule index as a worker process receives it: its generation, and the index itself only
+    when the worker does not have that generation yet (see `receive`)."""
+
+    generation: int
+    payload: bytes | None = None
+
+
+class RuleIndex:
+    """The rules in force compiled for matching; `matches` is the one call per article."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        self.generation = next(_generations)
+        self._payload: bytes | None = None
+        with _collector_paused():
+            self._build()
+
+    def _build(self) -> None:
+        self._evaluated: list[Rule] = []  # each rule with its parsed query
+        self._always: set[int] = set()  # rules without a required group
+        keys: dict[str, int] = {}
+        interned: dict[Any, Any] = {}  # many rules share sets of keys (alias sets)
+        self._shapes: list[Shape] = []  # what each rule needs, finer than its groups
+        self._groups: list[tuple[frozenset[int], ...]] = [()] * len(self.rules)  # 3rd, 4th…
+        self._second: list[frozenset[int]] = [ANY] * len(self.rules)  # ANY: there is none
+        filed: dict[int, list[int]] = {}  # key id → the rules filed under it
+        for position, rule in enumerate(self.rules):
+            expr = rule.expr
+            if expr is None:
+                expr = parse_query(rule.query)
+                rule = replace(rule, expr=expr)
+            self._evaluated.append(rule)
+            groups = required(expr) if isinstance(expr, EXPR_TYPES) else []
+            shape: Shape = True
+            if groups and isinstance(expr, EXPR_TYPES):
+                shape = _intern(_shape(expr, lambda key: keys.setdefault(key, len(keys))), interned)
+            self._shapes.append(shape)
+            if not groups:
+                self._always.add(position)
+                continue
+            groups = sorted(set(groups), key=_cost)
+            for key in groups[0]:  # filed under its rarest group, which is then present
+                filed.setdefault(keys.setdefault(key, len(keys)), []).append(position)
+            others = (frozenset(keys[key] for key in group) for group in groups[1:])
+            checks = [interned.setdefault(g, g) for g in others]
+            if checks:
+                self._second[position] = checks.pop(0)
+            self._groups[position] = tuple(checks)
+        self._filed = {key_id: tuple(rules) for key_id, rules in filed.items()}
+        self._filed_keys = frozenset(filed)
+        self._automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        for key, key_id in keys.items():
+            self._automaton.add_word(key, key_id)
+        if keys:
+            self._automaton.make_automaton()
+        self.keys = len(keys)
+
+    def present(self, texts: Iterable[str]) -> set[int]:
+        """The ids of the keys found in the word view of `texts`."""
+        if not self.keys:
+            return set()
+        view = word_view("\n".join(texts))
+        return {key_id for _, key_id in self._automaton.iter(view)}
+
+    def candidates(self, present: set[int], feed: str | None = None) -> list[int]:
+        """Positions of the rules that may match, given the keys present, in rule order."""
+        filed = self._filed
+        found = self._always.union(*map(filed.__getitem__, present & self._filed_keys))
+        # Most candidates lack their second rarest group: one set operation each rules them out.
+        present = present | ANY
+        meets, second = present.isdisjoint, self._second
+        found = {i for i in found if not meets(second[i])}
+        chosen = []
+        rules, shapes, groups = self.rules, self._shapes, self._groups
+        for i in sorted(found):
+            feeds = rules[i].feeds
+            if feed is not None and feeds is not None and feed not in feeds:
+                continue
+            for keys in groups[i]:  # its other groups, rarest first
+                if present.isdisjoint(keys):
+                    break
+            else:
+                shape = shapes[i]
+                if (type(shape) is tuple and shape[0] == "sets") or _possible(shape, present):
+                    chosen.append(i)
+        return chosen
+
+    def match_fields(
+        self, texts: Mapping[str, str], feed: str | None = None
+    ) -> list[tuple[Rule, RuleMatch]]:
+        """Every rule matching an article with these field texts (rules limited to feeds other
+        than `feed` are skipped; None: no rule is), in rule order, as `match_rule` says."""
+        chosen = self.candidates(self.present(texts.values()), feed)
+        if not chosen:
+            return []
+        doc = Document.from_fields(texts)
+        found = []
+        for i in chosen:
+            match = match_rule(self._evaluated[i], doc)
+            if match is not None:
+                found.append((self.rules[i], match))
+        return found
+
+    def matches(self, article: Article) -> list[tuple[Rule, RuleMatch]]:
+        """Every rule that matches `article` (rules limited to other feeds are skipped)."""
+        texts = {name: article.field_text(name) for name in FIELDS}
+        return self.match_fields(texts, article.feed)
+
+    def ship(self, *, with_index: bool = False) -> Shipped:
+        """What a worker call carries: the generation, and the pickled index when asked (made
+        once per index)."""
+        if not with_index:
+            return Shipped(self.generation)
+        if self._payload is None:
+            self._payload = pickle.dumps(self, pickle.HIGHEST_PROTOCOL)
+        return Shipped(self.generation, self._payload)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_payload"] = None
+        return state
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+
+# In a worker process: the last index received, kept until another generation arrives.
+_received: list[RuleIndex] = []
+
+
+def receive(shipped: Shipped) -> RuleIndex:
+    """The index `shipped` stands for, in a worker process: the one kept from an earlier call
+    of the same generation, else the one it carries; raise IndexMissing when it carries none."""
+    if _received and _received[0].generation == shipped.generation:
+        return _received[0]
+    if shipped.payload is None:
+        raise IndexMissing(shipped.generation)
+    _received.clear()  # the old generation goes first: never two indexes at once
+    with _collector_paused():
+        index = pickle.loads(shipped.payload)
+    if not isinstance(index, RuleIndex):
+        raise TypeError(f"a shipped rule index unpickled to a {type(index).__name__}")
+    _received.append(index)
+    # The index stays until the next generation, and it is millions of objects for 10,000
+    # rules: left to the cyclic collector, each full collection would scan them all (matching
+    # is three times slower). Frozen, they are freed by reference counting when replaced.
+    gc.freeze()
+    return index
+
+
+def index_of(rules: RuleIndex | Sequence[Rule] | Shipped) -> RuleIndex:
+    """An index for any way of naming rules: an index, rules (compiled now), or a shipped one."""
+    if isinstance(rules, RuleIndex):
+        return rules
+    if isinstance(rules, Shipped):
+        return receive(rules)
+    return RuleIndex(rules)

@@ -1,0 +1,382 @@
+"""The rule index finds exactly what the reference evaluator finds, on chosen and random cases."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.app import App, fetch_policy
+from bot.clock import FixedClock
+from bot.config import load_config
+from bot.errors import IndexMissing
+from bot.fetch import Fetcher
+from bot.index import RuleIndex, Shipped, receive, required, word_key
+from bot.match import Document, match_rule
+from bot.models import FIELDS, Article, Rule, RuleMatch
+from bot.query import parse_query, parse_term
+from bot.runtime import Runtime, make_worker_pool
+from bot.slack import SlackSender
+from bot.store import Store
+from bot.textnorm import tokenize, word_view
+from tests.e2e import Item, make_app, rss, write_config
+from tests.factories import article as make_article
+from tests.feedserver import FeedServer
+from tests.slackdouble import TOKEN, SlackDouble
+
+T = TypeVar("T")
+
+ALIASES = {
+    "usfk": tuple(
+        parse_term(t) for t in ("USFK", "U.S. Forces Korea", "주한미군", "한국 주둔 미군")
+    ),
+    "cut": tuple(parse_term(t) for t in ("withdraw*", "감축", "{ROK}")),
+}
+
+
+def reference(article: Article, rules: list[Rule]) -> list[tuple[Rule, RuleMatch]]:
+    """What the plain evaluator says: every rule in turn against the article's Document."""
+    doc = Document.from_article(article)
+    found = []
+    for rule in rules:
+        if rule.feeds is not None and article.feed not in rule.feeds:
+            continue
+        match = match_rule(rule, doc)
+        if match is not None:
+            found.append((rule, match))
+    return found
+
+
+def rule(query: str, name: str = "r", **changes: object) -> Rule:
+    base: dict[str, object] = {"name": name, "query": query, "channel": "#news"}
+    base.update(changes)
+    return Rule(**{**base, "expr": parse_query(query, ALIASES, check=False)})  # type: ignore[arg-type]
+
+
+def names(found: list[tuple[Rule, RuleMatch]]) -> list[str]:
+    return [r.name for r, _ in found]
+
+
+# --- chosen cases ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "text", "matched"),
+    [
+        ("troop*", "Troopers and troops", True),
+        ("troop", "troops only", False),
+        ("{US}", "the U.S. said", True),
+        ("{US}", "tell us more", False),
+        ("us", "U.S.-ROK talks", True),
+        ('"28,500"', "about 28,500 troops", True),
+        ("28500", "about ２８，５００ troops", True),
+        ("주한미군", "주한 미군은 감축", True),
+        ('"주한미군 감축"', "주한미군의 감축 논의", True),
+        ("@usfk NEAR/2 @cut", "주한미군 감축", True),
+        ("USFK ONEAR/3 withdraw*", "withdrawal of USFK", False),
+        ("title:USFK", "USFK in the body only", False),
+        ("usfk NOT japan", "USFK and Japan", False),
+        ("美", "韓美 동맹", True),
+        ("café", "cafe\u0301 terrace", True),
+        ("army", "U.S.Army units", True),
+        ("usfk", "USFK는 밝혔다", True),
+    ],
+)
+def test_index_agrees_with_reference_on_chosen_cases(query: str, text: str, matched: bool) -> None:
+    rules = [rule(query)]
+    article = make_article(title="", summary="", content=text)
+    want = reference(article, rules)
+    assert bool(want) is matched
+    assert RuleIndex(rules).matches(article) == want
+
+
+def test_each_words_key_is_in_the_word_view_of_text_holding_it() -> None:
+    texts = [
+        "U.S.Army and 28,500.The end",
+        "ＵＳＦＫ 주한 미군은",
+        "a\u0301b 1,234,567 x.y.z",
+        "韓美",
+    ]
+    for text in texts:
+        view = word_view(text)
+        for token in tokenize(text):
+            key = word_key(token.text, prefix=False)
+            assert key in view, (text, key)
+
+
+def test_a_rule_is_filed_under_a_required_group() -> None:
+    expr = parse_query('(a OR b) AND "wartime operational control" NOT c')
+    groups = required(expr)
+    assert frozenset({" a ", " b "}) in groups
+    assert any(" operational " in g or " wartime " in g or " control " in g for g in groups)
+    assert required(parse_query("x NOT y", check=False)) == [frozenset({" x "})]
+    assert required(parse_query("NOT y", check=False)) == []
+
+
+def test_rule_without_required_term_is_still_evaluated() -> None:
+    rules = [rule("NOT japan", name="not-japan")]
+    article = make_article(title="Korea", summary="", content="")
+    assert names(RuleIndex(rules).matches(article)) == ["not-japan"]
+
+
+def test_rules_limited_to_other_feeds_are_skipped() -> None:
+    rules = [rule("korea", name="a", feeds=("other",)), rule("korea", name="b")]
+    article = make_article(title="Korea", summary="", content="", feed="mine")
+    assert names(RuleIndex(rules).matches(article)) == ["b"]
+
+
+def test_matches_come_in_rule_order() -> None:
+    rules = [rule(q, name=str(i)) for i, q in enumerate(["zeta", "korea", "alpha", "korea OR x"])]
+    article = make_article(title="Korea zeta alpha", summary="", content="")
+    assert names(RuleIndex(rules).matches(article)) == ["0", "1", "2", "3"]
+
+
+def test_a_rule_without_its_parsed_query_is_parsed_once_for_the_index() -> None:
+    plain = Rule(name="p", query="troop* korea", channel="#news")
+    article = make_article(title="Troops in Korea", summary="", content="")
+    ((found, match),) = RuleIndex([plain]).matches(article)
+    assert found is plain
+    assert match.terms == ("troop*", "korea")
+
+
+# --- workers ---------------------------------------------------------------------------------
+
+
+def test_worker_asks_for_an_index_it_lacks_and_keeps_the_one_it_gets() -> None:
+    index = RuleIndex([rule("korea", name="k")])
+    with pytest.raises(IndexMissing):
+        receive(Shipped(index.generation))
+    received = receive(pickle.loads(pickle.dumps(index.ship(with_index=True))))
+    assert received.generation == index.generation
+    assert receive(index.ship()) is received  # no payload needed any more
+    article = make_article(title="Korea", summary="", content="")
+    assert received.matches(article) == index.matches(article)
+    newer = RuleIndex([rule("japan", name="j")])
+    with pytest.raises(IndexMissing):
+        receive(newer.ship())
+
+
+def test_index_error_pickles_across_processes() -> None:
+    error = pickle.loads(pickle.dumps(IndexMissing(7)))
+    assert isinstance(error, IndexMissing)
+    assert error.generation == 7
+
+
+# --- random rules and texts ------------------------------------------------------------------
+
+LATIN = ["troops", "troopers", "korea", "south", "forces", "withdrawal", "army", "us", "rok"]
+HANGUL = ["주한미군", "주한", "미군", "감축", "한반도"]
+SPELLINGS = {  # how a word may be written in an article
+    "us": ["US", "us", "U.S.", "Us", "U.S.Army"],
+    "rok": ["ROK", "rok", "R.O.K."],
+    "korea": ["Korea", "KOREA", "ＫＯＲＥＡ", "korean"],
+    "주한미군": ["주한미군", "주한미군은", "주한 미군", "주한\u200b미군의"],
+    "감축": ["감축", "감축을", "병력감축"],
+    "army": ["army", "Army", "armies"],
+}
+FILLER = ["the", "said", "28,500", "2,0000", "on", "café", "cafe\u0301", "美", "韓美", "과"]
+GLUE = [" ", " ", " ", ", ", ". ", "-", "—", "\n", "", " (", ") "]
+
+
+@st.composite
+def terms(draw: st.DrawFn) -> str:
+    kind = draw(st.sampled_from(["word", "word", "hangul", "prefix", "phrase", "cased", "alias"]))
+    if kind == "word":
+        return draw(st.sampled_from([*LATIN, "28500", "美"]))
+    if kind == "hangul":
+        return draw(st.sampled_from(HANGUL))
+    if kind == "prefix":
+        word = draw(st.sampled_from(LATIN + HANGUL).filter(lambda w: len(w) >= 2))
+        return word[: draw(st.integers(2, len(word)))] + "*"
+    if kind == "phrase":
+        words = draw(st.lists(st.sampled_from(LATIN + HANGUL), min_size=2, max_size=3))
+        return '"' + " ".join(words) + '"'
+    if kind == "cased":
+        return draw(st.sampled_from(["{US}", "{ROK}", "{Army}", "{Korea}"]))
+    return draw(st.sampled_from(["@usfk", "@cut"]))
+
+
+def side(draw: st.DrawFn) -> str:
+    items = draw(st.lists(terms(), min_size=1, max_size=3))
+    return items[0] if len(items) == 1 else "(" + " OR ".join(items) + ")"
+
+
+@st.composite
+def queries(draw: st.DrawFn, depth: int = 0) -> str:
+    kinds = ["term", "or", "and", "not", "near", "scope", "or", "term"]
+    kind = draw(st.sampled_from(kinds[: 1 if depth > 1 else len(kinds)]))
+    if kind == "term":
+        return draw(terms())
+    if kind == "near":
+        op = draw(st.sampled_from(["NEAR", "ONEAR"]))
+        return f"{side(draw)} {op}/{draw(st.integers(1, 4))} {side(draw)}"
+    if kind == "scope":
+        field = draw(st.sampled_from(FIELDS))
+        return f"{field}:({draw(queries(depth + 1))})"
+    left, right = draw(queries(depth + 1)), draw(queries(depth + 1))
+    if kind == "not":
+        return f"({left}) NOT ({right})"
+    return f"({left}) {kind.upper()} ({right})"
+
+
+@st.composite
+def texts(draw: st.DrawFn) -> str:
+    vocabulary = LATIN + HANGUL + FILLER
+    words = draw(st.lists(st.sampled_from(vocabulary), min_size=2, max_size=20))
+    parts = []
+    for word in words:
+        parts.append(draw(st.sampled_from(SPELLINGS.get(word, [word]))))
+        parts.append(draw(st.sampled_from(GLUE)))
+    return "".join(parts)
+
+
+@st.composite
+def rule_sets(draw: st.DrawFn) -> list[Rule]:
+    made = []
+    for i in range(draw(st.integers(1, 6))):
+        fields = draw(st.sampled_from([FIELDS, ("title",), ("summary", "content")]))
+        feeds = draw(st.sampled_from([None, None, ("mine",), ("other",)]))
+        made.append(rule(draw(queries()), name=f"r{i}", fields=fields, feeds=feeds))
+    return made
+
+
+def test_index_equals_reference_on_random_rules_and_texts() -> None:
+    outcomes: list[bool] = []
+
+    @settings(max_examples=150, deadline=None, derandomize=True, database=None)
+    @given(rule_sets(), st.lists(st.tuples(texts(), texts(), texts()), min_size=1, max_size=4))
+    def agree(rules: list[Rule], articles: list[tuple[str, str, str]]) -> None:
+        index = RuleIndex(rules)
+        for title, summary, content in articles:
+            article = make_article(title=title, summary=summary, content=content, feed="mine")
+            want = reference(article, rules)
+            assert index.matches(article) == want
+            outcomes.append(bool(want))
+
+    agree()
+    share = sum(outcomes) / len(outcomes)
+    assert share > 0.3, f"only {share:.0%} of the articles matched a rule"
+
+
+# --- reloading -------------------------------------------------------------------------------
+
+
+def test_a_reload_builds_the_new_index_aside_while_the_old_one_keeps_matching(
+    tmp_path: Path, slack_double: SlackDouble, clock: FixedClock
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    usfk = rules / "usfk.yaml"
+    usfk.write_text("name: usfk\nquery: USFK (cut* OR withdraw*)\n", encoding="utf-8")
+    for i in range(1500):  # enough files that loading them takes a while
+        text = f"name: topic-{i}\nquery: topic{i} (alpha{i} OR beta{i})\n"
+        (rules / f"topic-{i}.yaml").write_text(text, encoding="utf-8")
+    config = write_config(tmp_path, {"wire": "http://127.0.0.1:9/never-polled.xml"}, rules=rules)
+    article = make_article(title="USFK cuts troops", summary="", content="topic7 beta7")
+
+    async def scenario() -> None:
+        app = make_app(config, slack_double, clock)
+        try:
+            await app.load_rules()
+            old = app.rt.rules.index
+            assert names(old.matches(article)) == ["topic-7", "usfk"]
+            usfk.write_text("name: usfk\nquery: USFK japan\n", encoding="utf-8")
+            reload = asyncio.create_task(app.load_rules())
+            during = []
+            while not reload.done():  # the event loop is free: matching goes on meanwhile
+                during.append(names(app.rt.rules.index.matches(article)))
+                await asyncio.sleep(0.01)
+            await reload
+            # a load that held the event loop would finish within the first sleep
+            assert len(during) >= 2, "the reload held the event loop"
+            assert all(found == ["topic-7", "usfk"] for found in during)  # the old index
+            assert app.rt.rules.index is not old
+            assert app.rt.rules.index.generation > old.generation
+            assert names(app.rt.rules.index.matches(article)) == ["topic-7"]  # the new one
+        finally:
+            await app.close()
+
+    asyncio.run(scenario())
+
+
+def test_index_scan_is_linear_on_pathological_titles() -> None:
+    """RELIABILITY case 32: a 30,000-character title decided in well under a second."""
+    queries = ["aa* NEAR/2 x", '"1,000" OR 가가*', "{US}", "aaa"]
+    index = RuleIndex([rule(q, name=str(i)) for i, q in enumerate(queries)])
+    started = time.perf_counter()
+    for title in (
+        "a." * 15_000,
+        "1,000" * 6_000,
+        "a" * 30_000 + "X",
+        "가" * 30_000,
+        "U.S." * 7_500,
+    ):
+        index.matches(make_article(title=title, summary="", content=""))
+    assert time.perf_counter() - started < 2.0
+
+
+# --- workers receive each index once ---------------------------------------------------------
+
+
+class RecordingPool(Executor):
+    """A real worker process that notes, for each call, whether the rule index went along."""
+
+    def __init__(self) -> None:
+        self.pool = make_worker_pool(1)
+        self.carried: list[bool] = []
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        given = [*args, *getattr(fn, "args", ()), *getattr(fn, "keywords", {}).values()]
+        self.carried += [a.payload is not None for a in given if isinstance(a, Shipped)]
+        return self.pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.pool.shutdown(wait, cancel_futures=cancel_futures)
+
+
+def test_a_worker_is_sent_the_index_once_per_rule_load_and_polls_name_it_after(
+    tmp_path: Path, feed_server: FeedServer, slack_double: SlackDouble, clock: FixedClock
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "korea.yaml").write_text("name: korea\nquery: Korea\n", encoding="utf-8")
+    item = Item("k-1", "Korea and Japan", "Talks in Seoul.", clock.now())
+    for path in ("/a.xml", "/b.xml"):  # always a 200, so that every poll reaches a worker
+        feed_server.add(path, rss([item]), etag=None, last_modified=None)
+    urls = {"a": feed_server.url("/a.xml"), "b": feed_server.url("/b.xml")}
+    config = load_config(write_config(tmp_path, urls, rules=rules))
+    pool = RecordingPool()
+
+    async def scenario() -> None:
+        rt = Runtime(
+            clock=clock,
+            store=Store.open(config.database),
+            sender=SlackSender(TOKEN, base_url=slack_double.base_url),
+            admin_channel=None,
+            make_workers=lambda: pool,
+        )
+        app = App(config, rt, Fetcher(fetch_policy(config)))
+        try:
+            await app.load_rules()
+            a, b = config.feeds
+            assert (await app.poll(a)).status == "ok"
+            assert pool.carried == [False, True]  # asked by generation, then sent along
+            await app.poll(b)
+            await app.poll(a)
+            assert pool.carried == [False, True, False, False]  # kept by the worker
+            (rules / "japan.yaml").write_text("name: japan\nquery: Japan\n", encoding="utf-8")
+            await app.load_rules()
+            await app.poll(b)
+            assert pool.carried == [False, True, False, False, False, True]  # a new generation
+        finally:
+            await app.close()
+
+    asyncio.run(scenario())
