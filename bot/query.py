@@ -348,6 +348,11 @@ def _term(lexeme: _Lexeme) -> Term:
     return _bare_term(lexeme)
 
 
+# Characters of regular expressions that no word, phrase or prefix of ours uses: a rule that
+# looks like a regex is refused rather than read as words (`(?=a)b` is not `a AND b`).
+_REGEX_SYNTAX = frozenset("\\^$?+|[]")
+
+
 def _bare_term(lexeme: _Lexeme) -> Term:
     text, column = lexeme.text, lexeme.column
     if text.lower() in ("and", "or", "not"):
@@ -359,6 +364,13 @@ def _bare_term(lexeme: _Lexeme) -> Term:
     if text[0] in DASHES and len(text) > 1:
         raise QuerySyntaxError(
             f"a leading {text[0]!r} does not exclude: write NOT {text[1:]}", column
+        )
+    regex = next((i for i, char in enumerate(text) if char in _REGEX_SYNTAX), None)
+    if regex is not None:
+        raise QuerySyntaxError(
+            f"{text[regex]!r} is regular-expression syntax, which rules do not take: write "
+            'words, "exact phrases", prefix* and NEAR/n (no backreferences or lookarounds)',
+            column + regex,
         )
     words, prefixes = _words(text, column)
     return Term(text, words, prefixes, phrase=len(words) > 1, column=column)

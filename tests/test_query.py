@@ -200,6 +200,13 @@ def test_term_remembers_its_column() -> None:
         ("troops &", 8, "no letters or digits"),
         ("-Japan troops", 1, "write NOT Japan"),
         ("troops –Japan", 8, "write NOT Japan"),
+        ("^(a+)+$", 1, "regular-expression syntax"),
+        ("(a+)+", 3, "regular-expression syntax"),
+        ("(a)\\1 troops", 4, "regular-expression syntax"),
+        ("(?=troops)USFK", 2, "regular-expression syntax"),
+        ("troops (?!Japan)", 9, "regular-expression syntax"),
+        ("troops|forces", 7, "regular-expression syntax"),
+        ("[Tt]roops", 1, "regular-expression syntax"),
     ],
 )
 def test_syntax_error_names_the_offending_column(query: str, column: int, reason: str) -> None:

@@ -44,6 +44,16 @@ def test_query_syntax_error_points_inside_a_multiline_query(tmp_path: Path) -> N
     assert "query" in caught.value.reason
 
 
+def test_a_regular_expression_rule_is_refused_at_load_naming_file_line_and_column(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "redos.yaml", "name: redos\nquery: |\n  USFK\n  ^(a+)+$\n")
+    with pytest.raises(RuleError) as caught:
+        load_rule(path, "#news-alerts")
+    assert (caught.value.path, caught.value.line, caught.value.column) == (path, 4, 3)
+    assert "regular-expression syntax" in caught.value.reason
+
+
 @pytest.mark.parametrize(
     ("text", "line", "reason"),
     [
