@@ -60,6 +60,7 @@ class Plan:
     holds: tuple[Hold, ...] = ()
     spoke: tuple[tuple[str, str, str], ...] = ()  # (rule, channel, cross key) posted now
     notes: tuple[Note, ...] = ()
+    later: tuple[tuple[Article, AlertContent, datetime], ...] = ()  # copies queued for then
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ def plan_alerts(
     recent: Recent,
     now: datetime,
     covered: Collection[tuple[str, str]] = (),
+    copies: Collection[tuple[str, str]] = (),
 ) -> Plan:
     """Decide for each (article, channel) alert: post now, or hold it.
 
@@ -110,7 +112,11 @@ def plan_alerts(
       window reopens, and says so once an hour;
     - digest rules hold it for their next digest unless it posts (or waits) some other way;
     - an alert `covered` (its channel and article key) is already in, or waits for, a batch
-      that is not a digest's: it is left out, so the channel never sees the article twice.
+      that is not a digest's: it is left out, so the channel never sees the article twice;
+    - a `copy` (its channel and article key) repeats a story already queued or posted in its
+      channel: it goes into that story's thread, which pings nobody, whatever its rules'
+      delivery, without mentions and without counting against a cap; in quiet hours it is
+      queued for their end (`later`), so a thread does not grow at night either.
     """
     counts = dict(recent.counts)
     oldest = dict(recent.oldest)
@@ -119,16 +125,24 @@ def plan_alerts(
     holds: list[Hold] = []
     spoke: list[tuple[str, str, str]] = []
     notes: list[Note] = []
+    later: list[tuple[Article, AlertContent, datetime]] = []
     tz = ZoneInfo(settings.display_timezone)
     for article, content in alerts:
         channel, key = content.channel, article.cross_key
         if (channel, key) in covered:
             continue
+        quiet = settings.quiet_hours.get(channel)
+        quiet_end = quiet_until(quiet, now) if quiet is not None else None
+        if (channel, key) in copies:
+            reply = replace(content, mentions=())
+            if quiet_end is not None:
+                later.append((article, reply, quiet_end))
+            else:
+                immediate.append((article, reply))
+            continue
         matched = [rules.get(name) for name in content.rules]
         now_rules = [r for r in matched if r is None or not _digest_only(r)]
         digest_rules = [r for r in matched if r is not None and _digest_only(r)]
-        quiet = settings.quiet_hours.get(channel)
-        quiet_end = quiet_until(quiet, now) if quiet is not None else None
         if quiet_end is not None and now_rules:
             mentions = _mentions(now_rules)
             holds.append(
@@ -168,7 +182,7 @@ def plan_alerts(
             release = next_fire(rule.digest.cron, rule.digest.timezone, now)
             held = replace(content, mentions=_mentions([rule]))
             holds.append(Hold("digest", channel, rule.name, key, held, release))
-    return Plan(tuple(immediate), tuple(holds), tuple(spoke), tuple(notes))
+    return Plan(tuple(immediate), tuple(holds), tuple(spoke), tuple(notes), tuple(later))
 
 
 def cap_note(rule: Rule, kind: str, release: datetime, tz: ZoneInfo) -> str:

@@ -123,7 +123,8 @@ async def poll_feed(
         processed.candidates, unseen, first_poll=first_poll, backlog=feed.backlog, now=now
     )
     async with rt.noise_lock:  # digests, caps and quiet hours hold some alerts back
-        plan = await plan_poll(rt, chosen.alerts)
+        signatures = processed.signatures if rt.stories.enabled else None
+        plan = await plan_poll(rt, chosen.alerts, signatures)
         queued = await rt.db(
             rt.store.record_poll,
             feed.name,

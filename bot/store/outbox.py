@@ -83,7 +83,8 @@ class OutboxStore(StoryStore):
 
         Returns how many alerts were queued (an alert already queued for the same article in
         the same channel — e.g. from another feed — is not queued twice). `noise`: the alerts
-        held back and the notes of noise control, written in the same transaction. With
+        held back and the notes of noise control, written in the same transaction (its `later`
+        copies are queued too, each due when its channel's quiet hours end). With
         `stories`, each queued alert joins the recent story it repeats in its channel, or starts
         one.
         """
@@ -105,7 +106,8 @@ class OutboxStore(StoryStore):
                     ],
                 )
                 archive_articles(conn, self._insert, feed, articles, now)
-            for article, content in new_alerts:
+            later = noise.later if noise is not None else ()  # copies due after quiet hours
+            for article, content, due in [*((a, c, now) for a, c in new_alerts), *later]:
                 result = conn.execute(
                     self._insert(alerts)
                     .values(
@@ -115,7 +117,7 @@ class OutboxStore(StoryStore):
                         content=encode_content(content),
                         status="pending",
                         attempts=0,
-                        next_attempt_at=now,
+                        next_attempt_at=due,
                         created_at=now,
                     )
                     .on_conflict_do_nothing()
