@@ -109,6 +109,16 @@ def test_a_digest_time_skipped_by_dst_fires_after_the_gap() -> None:
     assert fire == utc(2025, 3, 9, 7, 30)  # 03:30 EDT, the same day
 
 
+def test_a_digest_time_repeated_by_dst_fires_once_at_its_first_instant() -> None:
+    """2 November 2025 in New York: 01:30 EDT (05:30 UTC), then 01:30 EST (06:30 UTC)."""
+    before = next_fire("30 1 * * *", "America/New_York", utc(2025, 11, 2, 4, 0))
+    assert before == utc(2025, 11, 2, 5, 30)
+    between = next_fire("30 1 * * *", "America/New_York", utc(2025, 11, 2, 5, 30, 1))
+    assert between == utc(2025, 11, 3, 6, 30)  # not the second 01:30 of the same night
+    hourly = next_fire("30 * * * *", "America/New_York", utc(2025, 11, 2, 5, 31))
+    assert hourly == utc(2025, 11, 2, 7, 30)  # 02:30 EST: 01:30 went out once already
+
+
 # -- routing
 
 
