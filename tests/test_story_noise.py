@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,8 +16,10 @@ import pytest
 
 from bot.app import App
 from bot.clock import FixedClock
+from bot.store import Store
+from bot.story import StoryGrouping, StoryPolicy, signature
 from tests.e2e import Item, make_app, message_text, rss
-from tests.factories import write
+from tests.factories import alert, article, write
 from tests.feedserver import FeedServer
 from tests.slackdouble import SlackDouble
 
@@ -281,3 +285,106 @@ def test_feed_text_never_mentions_anyone_in_a_thread_reply(
     assert not MENTION_TOKEN.search(message_text(reply))
     for update in double.updates():
         assert set(MENTION_TOKEN.findall(str(update.body))) <= {"<!subteam^S0KOREA>"}
+
+
+# -- pruning
+
+
+def rows(database: Path) -> dict[str, int]:
+    """How many rows each noise-control and story table holds (read with the stdlib driver)."""
+    with closing(sqlite3.connect(database)) as conn:
+        return {
+            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("rule_posts", "cap_notes", "held_alerts", "story_members", "stories")
+        }
+
+
+def test_noise_control_and_story_rows_are_pruned_once_past_their_use(
+    tmp_path: Path, feed_server: FeedServer, double: SlackDouble, clock: FixedClock
+) -> None:
+    config = setup(tmp_path, feed_server, {"squadron": RULE + "max_per_hour: 1\n"}, QUIET)
+    with config.open("a", encoding="utf-8") as file:
+        file.write("archive:\n  retention: 4d\n")  # batched holds are kept as long
+    database = tmp_path / "state.db"
+
+    async def prune(app: App) -> dict[str, int]:
+        await app.tick()  # the running bot prunes from its tick, once an hour
+        await app.settle()
+        return rows(database)
+
+    async def body(app: App) -> None:
+        clock.set(DAY)
+        publish(feed_server, "one", "a1", FIRST_TITLE, LEAD, clock.now())
+        await app.run_once()
+        clock.advance(minutes=5)
+        publish(feed_server, "two", "d1", "Marines take back two divisions", OTHER, clock.now())
+        await app.run_once()  # over the cap: a hold for the catch-up and a cap note
+        clock.advance(minutes=5)
+        publish(feed_server, "three", "c1", COPY_TITLE, REWRITE, clock.now())
+        await app.run_once()  # into the thread
+        assert rows(database) == {
+            "rule_posts": 1,
+            "cap_notes": 1,
+            "held_alerts": 1,
+            "story_members": 2,
+            "stories": 1,
+        }
+        clock.set(DAY + timedelta(hours=2))
+        await app.drain()  # the catch-up goes out
+        assert len(double.top_level("#korea")) == 3
+        assert await prune(app) == {
+            "rule_posts": 0,
+            "cap_notes": 0,
+            "held_alerts": 1,  # carried, and kept: the article stays out of the channel
+            "story_members": 2,
+            "stories": 1,
+        }
+        clock.set(DAY + timedelta(hours=71))
+        assert (await prune(app))["story_members"] == 2, "inside the 72-hour window"
+        clock.set(DAY + timedelta(hours=73))
+        assert await prune(app) == {
+            "rule_posts": 0,
+            "cap_notes": 0,
+            "held_alerts": 1,
+            "story_members": 0,
+            "stories": 0,
+        }
+        clock.set(NIGHT + timedelta(days=4))  # quiet hours, 4 days after the catch-up
+        publish(feed_server, "one", "e1", "Squadron returns to Humphreys", OTHER, clock.now())
+        await app.run_once()  # held for the end of the night
+        assert (await prune(app))["held_alerts"] == 1
+        assert app.rt.store.held_count() == 1, "what still waits is never pruned"
+        clock.set(MORNING + timedelta(days=4))
+        await app.drain()
+
+    scenario(config, double, clock, body)
+    messages = double.top_level("#korea")
+    assert len(messages) == 4 and "Squadron returns" in message_text(messages[-1])
+
+
+def test_pruning_keeps_a_story_whose_reply_or_count_is_still_to_be_delivered(
+    tmp_path: Path,
+) -> None:
+    store = Store.open(tmp_path / "state.db")
+    try:
+        reports = [
+            article(feed_key="a1", cross_key="url:a1", title=FIRST_TITLE, summary=LEAD),
+            article(feed_key="b1", cross_key="url:b1", title=COPY_TITLE, summary=REWRITE),
+        ]
+        pairs = [(a, alert(channel="#korea", title=a.title, source=a.feed_key)) for a in reports]
+        grouping = StoryGrouping(StoryPolicy(), {a.feed_key: signature(a) for a in reports})
+        store.record_poll(
+            "wire", "u", reports, pairs, etag=None, last_modified=None, now=DAY, stories=grouping
+        )
+        later = DAY + StoryPolicy().window + timedelta(hours=1)
+        assert store.prune_stories(later, StoryPolicy().window) == 0, "both still pending"
+        (head, _) = store.due_alerts(later)
+        store.mark_sent(head.id, "1.0", "C1", later)
+        assert store.prune_stories(later, StoryPolicy().window) == 0, "its count is to show"
+        store.story_shown(head.id, 0, settled=True)
+        assert store.prune_stories(later, StoryPolicy().window) == 1, "the head only"
+        (reply,) = store.due_alerts(later)
+        store.mark_sent(reply.id, "2.0", "C1", later)
+        assert store.prune_stories(later, StoryPolicy().window) == 2, "the reply, the story"
+    finally:
+        store.close()

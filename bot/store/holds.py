@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -123,6 +123,23 @@ class HoldStore(Database):
                     .values(batch_id=0)
                 )
         return len(release.batches)
+
+    def prune_noise(self, now: datetime, keep_batched: timedelta) -> int:
+        """Forget what noise control no longer needs; returns how many rows went: posts and cap
+        notes older than the cap's hour, and held alerts carried by a batch (or dropped) more
+        than `keep_batched` ago (until then they keep their article out of the channel)."""
+        with self._tx() as conn:
+            gone = conn.execute(rule_posts.delete().where(rule_posts.c.at <= now - HOUR)).rowcount
+            gone += conn.execute(
+                cap_notes.delete().where(cap_notes.c.noted_at <= now - HOUR)
+            ).rowcount
+            gone += conn.execute(
+                held_alerts.delete().where(
+                    held_alerts.c.batch_id.is_not(None),
+                    held_alerts.c.release_at < now - keep_batched,
+                )
+            ).rowcount
+        return max(gone, 0)
 
     def held_count(self) -> int:
         """Alerts held now (for a digest, a cap or quiet hours)."""

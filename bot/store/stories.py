@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -107,6 +107,34 @@ class StoryStore(Database):
                 if same_story(sig, recent[channel], now, policy) is not None:
                     found.add((channel, key))
         return found
+
+    def prune_stories(self, now: datetime, window: timedelta) -> int:
+        """Forget story members queued more than `window` ago (no copy can join them any more)
+        unless their alert still waits to be delivered or their story's count is still to be
+        shown, then the stories left without members; returns how many rows went."""
+        pending = (
+            sa.select(alerts.c.id)
+            .where(alerts.c.id == story_members.c.alert_id, alerts.c.status == "pending")
+            .exists()
+        )
+        counting = sa.select(stories.c.alert_id).where(stories.c.recount.is_(True))
+        members = (
+            sa.select(story_members.c.alert_id)
+            .where(story_members.c.story_id == stories.c.alert_id)
+            .exists()
+        )
+        with self._tx() as conn:
+            gone = conn.execute(
+                story_members.delete().where(
+                    story_members.c.at < now - window,
+                    ~pending,
+                    story_members.c.story_id.not_in(counting),  # its count is still to show
+                )
+            ).rowcount
+            gone += conn.execute(
+                stories.delete().where(stories.c.recount.is_(False), ~members)
+            ).rowcount
+        return max(gone, 0)
 
     def story_parents(self, alert_ids: Sequence[int]) -> dict[int, int]:
         """For the alerts among `alert_ids` that go into a thread: the story each belongs to."""
