@@ -137,6 +137,14 @@ async def poll_feed(
             noise=plan,
             stories=StoryGrouping(rt.stories, processed.signatures) if rt.stories.enabled else None,
         )
+    if rt.stories.edits == "thread":  # articles seen before, edited at their source since
+        edited = [
+            (c.article, sig)
+            for c in processed.candidates
+            if c.article.feed_key not in unseen
+            and (sig := processed.signatures.get(c.article.feed_key)) is not None
+        ]
+        queued += await rt.db(rt.store.queue_edits, edited, rt.stories.threshold, now)
     hint = feed_hint(processed.ttl_minutes, fetched.headers.get("cache-control"))
     polling = _succeeded(feed, polling, now, hint, bool(chosen.new_articles), policy, rand)
     await rt.db(rt.store.save_polling, feed.name, feed.url, polling, stored)

@@ -388,3 +388,91 @@ def test_pruning_keeps_a_story_whose_reply_or_count_is_still_to_be_delivered(
         assert store.prune_stories(later, StoryPolicy().window) == 2, "the reply, the story"
     finally:
         store.close()
+
+
+# -- edits at the source, told in the thread (stories: edits: thread)
+
+
+def test_with_edits_thread_each_substantive_edit_is_told_once_in_the_alerts_thread(
+    tmp_path: Path, feed_server: FeedServer, double: SlackDouble, clock: FixedClock
+) -> None:
+    config = setup(tmp_path, feed_server, {"squadron": RULE})
+    with config.open("a", encoding="utf-8") as file:
+        file.write("stories:\n  edits: thread\n")
+    versions = [
+        (FIRST_TITLE, LEAD),
+        (FIRST_TITLE, LEAD),  # polled again unchanged
+        (f"UPDATED: {FIRST_TITLE}", LEAD),  # a new headline: told
+        (f"UPDATED: {FIRST_TITLE}", LEAD),  # the same edit seen again: not told again
+        (f"UPDATED: {FIRST_TITLE}", f"{LEAD} The Army declined to comment."),  # light: not told
+        ("Army confirms squadron deactivation <!channel>", OTHER),  # a rewrite: told
+    ]
+
+    async def body(app: App) -> None:
+        clock.set(DAY)
+        for title, text in versions:
+            publish(feed_server, "one", "a1", title, text, DAY)
+            await app.run_once()
+            clock.advance(minutes=10)
+
+    scenario(config, double, clock, body)
+    (first,) = double.top_level("#korea")
+    replies = double.replies("#korea", first["ts"])
+    assert [r["text"].split("|")[-1] for r in replies] == [
+        f"UPDATED: {FIRST_TITLE}>",
+        "Army confirms squadron deactivation &lt;!channel&gt;>",
+    ]
+    assert all(r["text"].startswith("updated: <https://one.example/a1|") for r in replies)
+    assert not any(MENTION_TOKEN.search(message_text(r)) for r in replies)
+
+
+def test_an_edit_of_a_threaded_copy_goes_into_its_storys_thread(
+    tmp_path: Path, feed_server: FeedServer, double: SlackDouble, clock: FixedClock
+) -> None:
+    config = setup(tmp_path, feed_server, {"squadron": RULE})
+    with config.open("a", encoding="utf-8") as file:
+        file.write("stories:\n  edits: thread\n")
+
+    async def body(app: App) -> None:
+        clock.set(DAY)
+        publish(feed_server, "one", "a1", FIRST_TITLE, LEAD, clock.now())
+        await app.run_once()
+        clock.advance(minutes=5)
+        publish(feed_server, "two", "b1", COPY_TITLE, REWRITE, DAY)
+        await app.run_once()
+        clock.advance(minutes=5)
+        publish(feed_server, "two", "b1", f"{COPY_TITLE}, Army says", REWRITE, DAY)
+        await app.run_once()
+
+    scenario(config, double, clock, body)
+    (first,) = double.top_level("#korea")
+    copy, edit = double.replies("#korea", first["ts"])
+    assert "also reported by Wire Two" in copy["text"]
+    assert (
+        edit["text"].startswith("updated: <https://two.example/b1|") and "Army says" in edit["text"]
+    )
+
+
+def test_an_edit_whose_answer_was_lost_is_found_in_the_thread_not_posted_again(
+    tmp_path: Path, feed_server: FeedServer, double: SlackDouble, clock: FixedClock
+) -> None:
+    config = setup(tmp_path, feed_server, {"squadron": RULE})
+    with config.open("a", encoding="utf-8") as file:
+        file.write("stories:\n  edits: thread\n")
+
+    async def body(app: App) -> None:
+        clock.set(DAY)
+        publish(feed_server, "one", "a1", FIRST_TITLE, LEAD, DAY)
+        await app.run_once()
+        clock.advance(minutes=10)
+        double.drop_after_accept(times=1)  # Slack takes the edit; the bot never hears so
+        publish(feed_server, "one", "a1", f"UPDATED: {FIRST_TITLE}", LEAD, DAY)
+        await app.run_once()
+        clock.advance(minutes=20)
+        await app.drain()
+
+    scenario(config, double, clock, body)
+    (first,) = double.top_level("#korea")
+    (edit,) = double.replies("#korea", first["ts"])
+    assert edit["text"].startswith("updated: ")
+    assert any(r.method == "conversations.replies" for r in double.requests)

@@ -16,6 +16,7 @@ from bot.models import AlertContent, Article, Batch
 from bot.noise import Plan
 from bot.store.archive import archive_articles
 from bot.store.content import decode_content, encode_content
+from bot.store.edits import decode_edit
 from bot.store.holds import decode_batch, write_plan
 from bot.store.schema import alerts, feeds, seen_articles, slack_channels
 from bot.store.stories import StoryStore
@@ -34,6 +35,7 @@ class PendingAlert:
     notice: str | None = None  # an operational notice's text (then `content` is a stand-in)
     article_key: str = ""  # the alert's cross-feed article key (unique within its channel)
     batch: Batch | None = None  # several held alerts as one message (then `content` stands in)
+    edit_of: int | None = None  # an edit at the source of this alert's article: its new version
 
 
 @dataclass(frozen=True)
@@ -328,6 +330,17 @@ def _pending(row: Any) -> PendingAlert:
         stand_in = AlertContent(row.channel, text, None, "newswatch", None, (), (), ())
         return PendingAlert(
             row.id, row.channel, stand_in, row.attempts, row.unknown_since, text, row.cross_key
+        )
+    if row.kind == "edit":
+        of, content_json = decode_edit(row.content)
+        return PendingAlert(
+            row.id,
+            row.channel,
+            decode_content(content_json),
+            row.attempts,
+            row.unknown_since,
+            article_key=row.cross_key,
+            edit_of=of,
         )
     content = decode_content(row.content)
     return PendingAlert(
