@@ -181,6 +181,25 @@ def test_quiet_hours_hold_the_channels_alerts_but_not_other_channels() -> None:
     assert (held.kind, held.channel, held.release_at) == ("quiet", "#night", utc(2025, 7, 31, 22))
 
 
+def test_a_copy_of_a_story_in_its_channel_posts_unmentioned_uncounted_or_waits_out_the_night() -> (
+    None
+):
+    rules = {"r": rule("r", max_per_hour=1, mention="here"), "d": rule("d", digest=DAILY)}
+    full = Recent(counts={"r": 1}, oldest={"r": NOW})
+    copies = {("#news", "url:0")}
+    plan = plan_alerts(alerts("r"), rules, NoiseSettings(), full, NOW, copies=copies)
+    ((_, posted),) = plan.immediate
+    assert posted.mentions == () and plan.spoke == () and plan.notes == () and plan.holds == ()
+    plan = plan_alerts(alerts("d"), rules, NoiseSettings(), Recent(), NOW, copies=copies)
+    assert len(plan.immediate) == 1 and plan.holds == ()
+    late = utc(2025, 7, 31, 14, 0)  # 23:00 in Seoul
+    night = NoiseSettings({"#news": SEOUL_NIGHT})
+    plan = plan_alerts(alerts("r", n=2), rules, night, Recent(), late, copies=copies)
+    ((_, waiting, due),) = plan.later
+    assert due == utc(2025, 7, 31, 22) and waiting.mentions == ()
+    assert plan.immediate == () and [h.cross_key for h in plan.holds] == ["url:1"]
+
+
 def row(id_: int, kind: str, key: str, release: datetime, posted: bool = False) -> HeldRow:
     content = alert(title=key, mentions=("here",) if kind == "quiet" else ())
     hold = Hold(kind, "#news", "r" if kind != "quiet" else "", key, content, release)
