@@ -17,6 +17,7 @@ from bot.fetch import Fetcher
 from bot.fulltext import fill_full_text
 from bot.hold import plan_poll
 from bot.models import FeedConfig, FetchResult
+from bot.noise import quiet_until
 from bot.runtime import Runtime
 from bot.schedule import (
     MOVES_BEFORE_FOLLOWING,
@@ -144,7 +145,12 @@ async def poll_feed(
             if c.article.feed_key not in unseen
             and (sig := processed.signatures.get(c.article.feed_key)) is not None
         ]
-        queued += await rt.db(rt.store.queue_edits, edited, rt.stories.threshold, now)
+        quiet = {
+            channel: end
+            for channel, hours in rt.noise.quiet_hours.items()
+            if (end := quiet_until(hours, now)) is not None
+        }  # an edit waits for the end of its channel's quiet hours, like a copy
+        queued += await rt.db(rt.store.queue_edits, edited, rt.stories.threshold, now, quiet)
     hint = feed_hint(processed.ttl_minutes, fetched.headers.get("cache-control"))
     polling = _succeeded(feed, polling, now, hint, bool(chosen.new_articles), policy, rand)
     await rt.db(rt.store.save_polling, feed.name, feed.url, polling, stored)

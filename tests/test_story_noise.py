@@ -476,3 +476,27 @@ def test_an_edit_whose_answer_was_lost_is_found_in_the_thread_not_posted_again(
     (edit,) = double.replies("#korea", first["ts"])
     assert edit["text"].startswith("updated: ")
     assert any(r.method == "conversations.replies" for r in double.requests)
+
+
+def test_an_edit_seen_in_quiet_hours_is_told_when_they_end(
+    tmp_path: Path, feed_server: FeedServer, double: SlackDouble, clock: FixedClock
+) -> None:
+    config = setup(tmp_path, feed_server, {"squadron": RULE}, QUIET)
+    with config.open("a", encoding="utf-8") as file:
+        file.write("stories:\n  edits: thread\n")
+
+    async def body(app: App) -> None:
+        clock.set(NIGHT - timedelta(hours=2))
+        publish(feed_server, "one", "a1", FIRST_TITLE, LEAD, clock.now())
+        await app.run_once()
+        clock.set(NIGHT)
+        publish(feed_server, "one", "a1", f"UPDATED: {FIRST_TITLE}", LEAD, NIGHT)
+        await app.run_once()
+        assert len(double.messages("#korea")) == 1, "nothing at night"
+        clock.set(MORNING)
+        await app.drain()
+
+    scenario(config, double, clock, body)
+    (first,) = double.top_level("#korea")
+    (edit,) = double.replies("#korea", first["ts"])
+    assert edit["text"].startswith("updated: ") and float(edit["ts"]) >= MORNING.timestamp()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -22,11 +22,16 @@ class EditStore(Database):
     the new version, so each distinct edit is queued once) that goes into that alert's thread."""
 
     def queue_edits(
-        self, items: Sequence[tuple[Article, Signature]], threshold: float, now: datetime
+        self,
+        items: Sequence[tuple[Article, Signature]],
+        threshold: float,
+        now: datetime,
+        quiet: Mapping[str, datetime] | None = None,
     ) -> int:
         """For each seen article (with its signature now) that alerted in a channel: queue
         "updated: <headline>" when it changed substantively since the version last told there
-        (see `substantive_edit`); returns how many were queued."""
+        (see `substantive_edit`), due at once or, in a channel in `quiet` hours, when they end;
+        returns how many were queued."""
         if not items:
             return 0
         queued = 0
@@ -82,7 +87,7 @@ class EditStore(Database):
                             kind="edit",
                             status="pending",
                             attempts=0,
-                            next_attempt_at=now,
+                            next_attempt_at=(quiet or {}).get(row.channel, now),
                             created_at=now,
                         )
                         .on_conflict_do_nothing()
