@@ -500,3 +500,34 @@ def test_an_edit_seen_in_quiet_hours_is_told_when_they_end(
     (first,) = double.top_level("#korea")
     (edit,) = double.replies("#korea", first["ts"])
     assert edit["text"].startswith("updated: ") and float(edit["ts"]) >= MORNING.timestamp()
+
+
+def test_a_digest_rules_copy_of_a_story_whose_first_post_was_parked_waits_for_the_digest(
+    tmp_path: Path, feed_server: FeedServer, double: SlackDouble, clock: FixedClock
+) -> None:
+    rules = {
+        "squadron-now": "channel: '#korea'\nquery: squadron\nfeeds: [one]\n",
+        "squadron-daily": (
+            "channel: '#korea'\nquery: squadron\nfeeds: [two]\n"
+            "delivery: {digest: '0 9 * * *', timezone: Asia/Seoul}\n"
+        ),
+    }
+    config = setup(tmp_path, feed_server, rules)
+    nine = datetime(2025, 8, 1, 0, 0, tzinfo=UTC)
+
+    async def body(app: App) -> None:
+        clock.set(DAY)
+        double.fail_with("msg_too_long", times=2)  # refused, plain text too: parked
+        publish(feed_server, "one", "a1", FIRST_TITLE, LEAD, clock.now())
+        await app.run_once()
+        assert double.messages("#korea") == []
+        clock.advance(minutes=5)
+        publish(feed_server, "two", "b1", COPY_TITLE, REWRITE, clock.now())
+        await app.run_once()
+        assert double.messages("#korea") == [], "no thread to join: the digest takes it"
+        clock.set(nine)
+        await app.drain()
+
+    scenario(config, double, clock, body)
+    (digest,) = double.top_level("#korea")
+    assert "Digest" in message_text(digest) and COPY_TITLE in message_text(digest)

@@ -95,7 +95,7 @@ class StoryStore(Database):
         self, items: Sequence[tuple[str, str, Signature]], policy: StoryPolicy, now: datetime
     ) -> set[tuple[str, str]]:
         """Of `items` (channel, article cross key, signature), those that repeat a story already
-        queued or posted in their channel: they will go into its thread."""
+        queued or posted in their channel (not parked): they will go into its thread."""
         found: set[tuple[str, str]] = set()
         if not policy.enabled:
             return found
@@ -104,7 +104,13 @@ class StoryStore(Database):
             for channel, key, sig in items:
                 if channel not in recent:
                     recent[channel] = _recent_members(conn, channel, policy, now)
-                if same_story(sig, recent[channel], now, policy) is not None:
+                member = same_story(sig, recent[channel], now, policy)
+                if member is None:
+                    continue
+                status = conn.execute(
+                    sa.select(alerts.c.status).where(alerts.c.id == member.story_id)
+                ).scalar_one_or_none()
+                if status in ("pending", "sent"):
                     found.add((channel, key))
         return found
 
