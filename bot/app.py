@@ -103,7 +103,11 @@ class App:
             pace=Pace(
                 rate=config.slack.rate, burst=config.slack.burst, retry_base=config.slack.retry_base
             ),
-            noise=NoiseSettings(config.quiet_hours, config.display_timezone),
+            noise=NoiseSettings(
+                config.quiet_hours,
+                config.display_timezone,
+                config.stories.threshold if config.stories.enabled else None,
+            ),
             stories=config.stories,
         )
         return cls(config, rt, Fetcher(fetch_policy(config)))

@@ -39,7 +39,7 @@ async def plan_poll(
             if (sig := signatures.get(a.feed_key)) is not None and sig.hashes
         ]
         copies = await rt.db(rt.store.story_copies, items, rt.stories, now)
-    return plan_alerts(alerts, rules, rt.noise, recent, now, covered, copies)
+    return plan_alerts(alerts, rules, rt.noise, recent, now, covered, copies, signatures)
 
 
 async def release_due(rt: Runtime) -> int:

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from bot.models import AlertContent, Article, Batch, QuietHours, Rule
 from bot.scheduler import next_fire
+from bot.story import Signature, story_score
 
 HOUR = timedelta(hours=1)  # the rolling window of `max_per_hour`
 MAX_BATCH_KEPT = 100  # alerts kept in one batch's message (the rest are counted: "and N more")
@@ -20,6 +21,7 @@ class NoiseSettings:
 
     quiet_hours: Mapping[str, QuietHours] = field(default_factory=dict)  # by channel
     display_timezone: str = "UTC"
+    fold_threshold: float | None = None  # stories' threshold: copies in one batch listed once
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Hold:
     cross_key: str
     content: AlertContent
     release_at: datetime
+    signature: str = ""  # its story signature (Signature.encode()), "" without one
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ def plan_alerts(
     now: datetime,
     covered: Collection[tuple[str, str]] = (),
     copies: Collection[tuple[str, str]] = (),
+    signatures: Mapping[str, Signature] | None = None,
 ) -> Plan:
     """Decide for each (article, channel) alert: post now, or hold it.
 
@@ -117,6 +121,9 @@ def plan_alerts(
       channel: it goes into that story's thread, which pings nobody, whatever its rules'
       delivery, without mentions and without counting against a cap; in quiet hours it is
       queued for their end (`later`), so a thread does not grow at night either.
+
+    A hold keeps its article's story signature (`signatures`, by feed key), so that copies
+    held for one batch are listed once (see `batches`).
     """
     counts = dict(recent.counts)
     oldest = dict(recent.oldest)
@@ -182,6 +189,13 @@ def plan_alerts(
             release = next_fire(rule.digest.cron, rule.digest.timezone, now)
             held = replace(content, mentions=_mentions([rule]))
             holds.append(Hold("digest", channel, rule.name, key, held, release))
+    if signatures:
+        by_key = {
+            a.cross_key: sig.encode()
+            for a, _ in alerts
+            if (sig := signatures.get(a.feed_key)) is not None and sig.hashes
+        }
+        holds = [replace(h, signature=by_key.get(h.cross_key, "")) for h in holds]
     return Plan(tuple(immediate), tuple(holds), tuple(spoke), tuple(notes), tuple(later))
 
 
@@ -215,7 +229,9 @@ def batches(rows: Sequence[HeldRow], now: datetime, settings: NoiseSettings) -> 
     Nothing goes to a channel in its quiet hours: a digest or catch-up due then waits for their
     end, as does a quiet-hours batch whose end the bot missed (down until the next night's
     window), which then goes out with that night's alerts. An alert that reached its channel
-    some other way meanwhile is dropped (never repeated there)."""
+    some other way meanwhile is dropped (never repeated there). With `fold_threshold`, a held
+    copy of a story held earlier in the same batch is listed on that story's line ("also
+    reported by …") instead of a line of its own."""
     groups: dict[tuple[str, str, str], list[HeldRow]] = {}
     dropped = []
     for row in rows:
@@ -233,11 +249,23 @@ def batches(rows: Sequence[HeldRow], now: datetime, settings: NoiseSettings) -> 
     for (kind, channel, rule), group in groups.items():
         group.sort(key=lambda r: r.id)
         seen: set[str] = set()
-        items = []
+        items: list[AlertContent] = []
+        also: list[list[str]] = []
+        kept: list[tuple[int, Signature]] = []  # listed items' signatures, by item index
         for row in group:
-            if row.hold.cross_key not in seen:  # the same article held twice: listed once
-                seen.add(row.hold.cross_key)
-                items.append(row.hold.content)
+            if row.hold.cross_key in seen:  # the same article held twice: listed once
+                continue
+            seen.add(row.hold.cross_key)
+            story = _story_of(row.hold.signature, kept, settings.fold_threshold)
+            if story is not None:
+                source = row.hold.content.source
+                if source not in also[story] and source != items[story].source:
+                    also[story].append(source)
+                continue
+            if row.hold.signature and settings.fold_threshold is not None:
+                kept.append((len(items), Signature.decode(row.hold.signature)))
+            items.append(row.hold.content)
+            also.append([])
         mentions = tuple(dict.fromkeys(m for c in items for m in c.mentions))
         batch = Batch(
             channel,
@@ -247,9 +275,25 @@ def batches(rows: Sequence[HeldRow], now: datetime, settings: NoiseSettings) -> 
             len(items),
             mentions,
             min(r.held_at for r in group),
+            tuple(tuple(a) for a in also[:MAX_BATCH_KEPT]) if any(also) else (),
         )
         out.append((batch, tuple(r.id for r in group)))
     return Release(tuple(out), tuple(dropped))
+
+
+def _story_of(
+    encoded: str, kept: Sequence[tuple[int, Signature]], threshold: float | None
+) -> int | None:
+    """The index of the listed item whose story the signature `encoded` repeats, if any."""
+    if threshold is None or not encoded or not kept:
+        return None
+    sig = Signature.decode(encoded)
+    best: tuple[float, int] | None = None
+    for index, other in kept:
+        score = story_score(sig, other)
+        if score >= threshold and (best is None or score > best[0]):
+            best = (score, index)
+    return best[1] if best is not None else None
 
 
 def _digest_only(rule: Rule) -> bool:

@@ -32,6 +32,7 @@ from bot.rules import load_rule
 from bot.scheduler import next_fire
 from bot.slack import checked_blocks
 from bot.store import Store
+from bot.story import signature_of_text
 from tests.factories import MENTIONS, alert, article, displayed_texts, write
 from tests.test_cli import newswatch
 
@@ -413,3 +414,41 @@ def test_status_tells_how_many_alerts_are_held_and_when_the_next_go_out(tmp_path
         "held: 1 alerts for digests, caps and quiet hours; the next go out 2025-08-01 09:00 KST"
         in (result.stdout)
     )
+
+
+STORY = (
+    "The US Army deactivated an attack helicopter squadron at Camp Humphreys in Pyeongtaek "
+    "last month, a Congressional Research Service report said on Thursday, as Washington "
+    "reviews the size and role of its forces in South Korea."
+)
+OTHER_STORY = (
+    "The Marine Corps will take back operational control of two divisions from the Army "
+    "after fifty years, the defense ministry said, with a new command on the western islands."
+)
+
+
+def story_row(id_: int, key: str, source: str, text: str) -> HeldRow:
+    content = alert(title=key, source=source)
+    sig = signature_of_text(text).encode()
+    return HeldRow(id_, Hold("quiet", "#news", "", key, content, NOW, sig), NOW)
+
+
+def test_copies_held_for_one_batch_are_listed_once_with_their_sources() -> None:
+    rows = [
+        story_row(1, "first", "Wire One", STORY),
+        story_row(2, "other", "Wire Two", OTHER_STORY),
+        story_row(3, "copy", "Wire <!channel>", STORY + " Officials declined to comment."),
+        story_row(4, "again", "Wire One", STORY),  # its own source again: not named twice
+    ]
+    folded = batches(rows, NOW, NoiseSettings(fold_threshold=0.5))
+    ((batch, ids),) = folded.batches
+    assert ids == (1, 2, 3, 4), "every hold is carried by the batch"
+    assert [c.title for c in batch.items] == ["first", "other"] and batch.total == 2
+    assert batch.also == (("Wire <!channel>",), ())
+    message = render_batch(batch)
+    assert "also reported by Wire &lt;!channel&gt;" in message.text
+    assert "<!channel>" not in json.dumps(message.blocks)
+    assert "first · Wire One" in render_terminal_batch(batch).splitlines()[1]
+    assert "also reported by Wire" in render_terminal_batch(batch).splitlines()[1]
+    apart = batches(rows, NOW, NoiseSettings())  # stories turned off: one line each
+    assert [c.title for c in apart.batches[0][0].items] == ["first", "other", "copy", "again"]

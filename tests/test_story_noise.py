@@ -16,6 +16,7 @@ import pytest
 
 from bot.app import App
 from bot.clock import FixedClock
+from bot.noise import Hold, Plan
 from bot.store import Store
 from bot.story import StoryGrouping, StoryPolicy, signature
 from tests.e2e import Item, make_app, message_text, rss
@@ -137,12 +138,12 @@ def test_a_copy_arriving_in_quiet_hours_waits_for_their_end_then_goes_into_the_t
     assert "also reported by 1 other source" in message_text(double.messages("#korea")[0])
 
 
-def test_a_story_first_held_in_quiet_hours_lists_its_night_copies_and_a_later_one_starts_a_thread(
+def test_a_story_held_in_quiet_hours_lists_its_night_copies_on_its_line_and_a_later_one_threads(
     tmp_path: Path, feed_server: FeedServer, double: SlackDouble, clock: FixedClock
 ) -> None:
-    """Held reports are not in Slack yet: a copy of one is held with it and listed in the same
-    morning message; a copy after that message went out starts a thread of its own (one
-    batch message carries many stories, so it is no story's first post)."""
+    """Held reports are not in Slack yet: a copy of one is held with it and named on its line
+    of the morning message; a copy after that message went out starts a thread of its own
+    (one batch message carries many stories, so it is no story's first post)."""
     config = setup(tmp_path, feed_server, {"squadron": RULE}, QUIET)
 
     async def body(app: App) -> None:
@@ -164,7 +165,9 @@ def test_a_story_first_held_in_quiet_hours_lists_its_night_copies_and_a_later_on
 
     scenario(config, double, clock, body)
     batch, morning = double.top_level("#korea")
-    assert "Held during quiet hours" in message_text(batch) and "2 matches" in message_text(batch)
+    text = message_text(batch)
+    assert "Held during quiet hours" in text and "1 match" in text
+    assert FIRST_TITLE in text and "also reported by Wire Two" in text and COPY_TITLE not in text
     assert COPY_TITLE in message_text(morning) and "Wire Three" in message_text(morning)
     assert double.replies("#korea", batch["ts"]) == []
     (reply,) = double.replies("#korea", morning["ts"])
@@ -531,3 +534,34 @@ def test_a_digest_rules_copy_of_a_story_whose_first_post_was_parked_waits_for_th
     scenario(config, double, clock, body)
     (digest,) = double.top_level("#korea")
     assert "Digest" in message_text(digest) and COPY_TITLE in message_text(digest)
+
+
+def test_a_version_7_database_keeps_its_held_alerts_and_gains_their_signatures(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.db"
+    Store.open(path).close()  # every table at the latest version, taken back to 7 below
+    with closing(sqlite3.connect(path)) as conn:  # held_alerts as version 7 made it
+        conn.executescript(
+            "DROP TABLE held_alerts;"
+            "CREATE TABLE held_alerts (id INTEGER PRIMARY KEY AUTOINCREMENT, kind VARCHAR(16) "
+            "NOT NULL, channel VARCHAR(100) NOT NULL, rule VARCHAR(100) NOT NULL, cross_key TEXT "
+            "NOT NULL, content TEXT NOT NULL, held_at DATETIME NOT NULL, release_at DATETIME "
+            "NOT NULL, batch_id INTEGER, CONSTRAINT uq_held_alert UNIQUE (kind, channel, rule, "
+            "cross_key));"
+            "DELETE FROM schema_version WHERE version = 8;"
+        )
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(held_alerts)")]
+        assert "signature" not in columns
+    store = Store.open(path)
+    try:
+        held = alert(channel="#korea", title=FIRST_TITLE)
+        sig = signature(article(title=FIRST_TITLE, summary=LEAD)).encode()
+        hold = Hold("quiet", "#korea", "", "url:a1", held, DAY, sig)
+        store.record_poll(
+            "wire", "u", [], [], etag=None, last_modified=None, now=DAY, noise=Plan(holds=(hold,))
+        )
+        (row,) = store.due_holds(DAY)
+        assert row.hold.signature == sig
+    finally:
+        store.close()

@@ -168,6 +168,7 @@ def write_plan(conn: Connection, insert: Callable[..., Any], plan: Plan, now: da
                 rule=hold.rule,
                 cross_key=hold.cross_key,
                 content=encode_content(hold.content),
+                signature=hold.signature or None,
                 held_at=now,
                 release_at=hold.release_at,
             )
@@ -202,6 +203,7 @@ def encode_batch(batch: Batch) -> str:
                 "total": batch.total,
                 "mentions": list(batch.mentions),
                 "since": batch.since.isoformat() if batch.since else None,
+                "also": [list(a) for a in batch.also],
             }
         },
         ensure_ascii=False,
@@ -219,6 +221,7 @@ def decode_batch(text: str) -> Batch:
         total=int(data["total"]),
         mentions=tuple(data.get("mentions") or ()),
         since=datetime.fromisoformat(since) if since else None,
+        also=tuple(tuple(a) for a in data.get("also") or ()),
     )
 
 
@@ -230,6 +233,7 @@ def _held(row: Any) -> HeldRow:
         row.cross_key,
         decode_content(row.content),
         _utc(row.release_at),
+        row.signature or "",
     )
     return HeldRow(row.id, hold, _utc(row.held_at), bool(row.posted))
 
