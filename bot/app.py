@@ -103,7 +103,11 @@ class App:
             pace=Pace(
                 rate=config.slack.rate, burst=config.slack.burst, retry_base=config.slack.retry_base
             ),
-            noise=NoiseSettings(config.quiet_hours, config.display_timezone),
+            noise=NoiseSettings(
+                config.quiet_hours,
+                config.display_timezone,
+                config.stories.threshold if config.stories.enabled else None,
+            ),
             stories=config.stories,
         )
         return cls(config, rt, Fetcher(fetch_policy(config)))
@@ -207,6 +211,16 @@ class App:
             log.info("archive: %d articles past the retention removed", count)
         return count
 
+    async def prune_state(self) -> int:
+        """Forget noise-control and story rows past their use (see the store's prune_noise and
+        prune_stories); batched holds are kept as long as the archive; returns how many."""
+        rt, now = self.rt, self.rt.clock.now()
+        count = await rt.db(rt.store.prune_noise, now, self.config.archive_retention)
+        count += await rt.db(rt.store.prune_stories, now, rt.stories.window)
+        if count:
+            log.info("state: %d noise-control and story rows past their use removed", count)
+        return count
+
     async def _prune_when_due(self, now: datetime) -> None:
         if self._pruned_at is not None and now - self._pruned_at < ARCHIVE_PRUNE_EVERY:
             return
@@ -214,6 +228,10 @@ class App:
             await self.prune_archive()
         except Exception:  # polling goes on; the next hour tries again
             log.exception("archive could not be pruned")
+        try:
+            await self.prune_state()
+        except Exception:
+            log.exception("noise-control and story state could not be pruned")
 
     async def run_once(self) -> list[PollOutcome]:
         """Poll every feed once (concurrently), deliver what is due, and return.

@@ -20,7 +20,7 @@ from bot.models import FAILING_AFTER, SILENT_AFTER, FeedConfig, QuietHours, pars
 from bot.noisekeys import read_quiet_hours
 from bot.pacing import BURST, RATE, RETRY_BASE
 from bot.schedule import SchedulePolicy
-from bot.story import StoryPolicy
+from bot.story import EDIT_MODES, StoryPolicy
 from bot.yamlfile import Document, YamlProblem, read_yaml
 
 DEFAULT_INTERVAL = timedelta(minutes=10)
@@ -93,7 +93,7 @@ FEED_KEYS = {"name", "url", "interval", "backlog", "silent_after", "failing_afte
 FETCH_KEYS = {"deadline", "max_bytes", "allow_private", "concurrency", "per_host"}
 POLLING_KEYS = {"backoff_cap", "retry_after_cap", "hint_cap"}
 ARCHIVE_KEYS = {"retention"}
-STORY_KEYS = {"enabled", "window", "threshold"}
+STORY_KEYS = {"enabled", "window", "threshold", "edits"}
 
 
 def valid_channel(value: object) -> bool:
@@ -336,7 +336,10 @@ class _ConfigReader:
             raise self.fail(
                 "stories.threshold must be a number above 0 and at most 1", "stories", "threshold"
             )
-        return StoryPolicy(enabled, window, float(threshold))
+        edits = stories.get("edits", default.edits)
+        if edits not in EDIT_MODES:
+            raise self.fail("stories.edits must be ignore or thread", "stories", "edits")
+        return StoryPolicy(enabled, window, float(threshold), edits)
 
     def fetch(self, value: Any) -> FetchConfig:
         fetch = self.mapping(value, FETCH_KEYS, "fetch")

@@ -115,7 +115,10 @@ async def _deliver_one(
 ) -> str:
     """Post one alert (after looking for an earlier uncertain post of it); the outcome is
     "sent", "parked" (the channel carries on) or "held" (the channel waits)."""
-    thread_ts = await _thread_of(rt, state, alert)
+    if alert.edit_of is not None:  # into the thread of the alert it follows, if that was posted
+        thread_ts = await rt.db(rt.store.edit_thread, alert.edit_of)
+    else:
+        thread_ts = await _thread_of(rt, state, alert)
     if alert.unknown_since is not None:
         found = await _find_earlier_post(rt, state, alert, channel_id, thread_ts)
         if found == "held":
@@ -131,6 +134,8 @@ async def _deliver_one(
                 result = await rt.sender.send_notice(alert.channel, alert.notice, tag)
             elif alert.batch is not None:
                 result = await rt.sender.send_batch(alert.batch, tag, plain=plain)
+            elif alert.edit_of is not None:
+                result = await rt.sender.send_edit(alert.content, thread_ts, tag, plain=plain)
             elif thread_ts is not None:
                 result = await rt.sender.send_reply(alert.content, thread_ts, tag, plain=plain)
             else:

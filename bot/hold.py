@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from bot.models import AlertContent, Article
 from bot.noise import Plan, batches, plan_alerts
 from bot.runtime import Runtime
+from bot.story import Signature
 
 log = logging.getLogger("newswatch.hold")
 
 
-async def plan_poll(rt: Runtime, alerts: Sequence[tuple[Article, AlertContent]]) -> Plan:
+async def plan_poll(
+    rt: Runtime,
+    alerts: Sequence[tuple[Article, AlertContent]],
+    signatures: Mapping[str, Signature] | None = None,
+) -> Plan:
     """Which of a poll's alerts post now and which are held (call under `rt.noise_lock`, and
-    record the plan with the poll, so that two polls never both take a cap's last place)."""
+    record the plan with the poll, so that two polls never both take a cap's last place).
+    With the new articles' `signatures` (by feed key), copies of a story already in a channel
+    are found first: they go into its thread (see `plan_alerts`)."""
     if not alerts:
         return Plan()
     rules = {rule.name: rule for rule in rt.rules.rules}
@@ -24,7 +31,15 @@ async def plan_poll(rt: Runtime, alerts: Sequence[tuple[Article, AlertContent]])
     now = rt.clock.now()
     recent = await rt.db(rt.store.recent, capped, now)
     covered = await rt.db(rt.store.covered, [(c.channel, a.cross_key) for a, c in alerts])
-    return plan_alerts(alerts, rules, rt.noise, recent, now, covered)
+    copies: set[tuple[str, str]] = set()
+    if signatures:
+        items = [
+            (c.channel, a.cross_key, sig)
+            for a, c in alerts
+            if (sig := signatures.get(a.feed_key)) is not None and sig.hashes
+        ]
+        copies = await rt.db(rt.store.story_copies, items, rt.stories, now)
+    return plan_alerts(alerts, rules, rt.noise, recent, now, covered, copies, signatures)
 
 
 async def release_due(rt: Runtime) -> int:

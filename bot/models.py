@@ -237,3 +237,4 @@ class Batch:
     total: int  # how many alerts the batch stands for (items may be fewer)
     mentions: tuple[str, ...] = ()  # validated rule mentions: the only ones a message carries
     since: datetime | None = None  # when the oldest alert was held
+    also: tuple[tuple[str, ...], ...] = ()  # by item: sources of its copies held with it

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from bot.models import AlertContent, Article, Batch, QuietHours, Rule
 from bot.scheduler import next_fire
+from bot.story import Signature, story_score
 
 HOUR = timedelta(hours=1)  # the rolling window of `max_per_hour`
 MAX_BATCH_KEPT = 100  # alerts kept in one batch's message (the rest are counted: "and N more")
@@ -20,6 +21,7 @@ class NoiseSettings:
 
     quiet_hours: Mapping[str, QuietHours] = field(default_factory=dict)  # by channel
     display_timezone: str = "UTC"
+    fold_threshold: float | None = None  # stories' threshold: copies in one batch listed once
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Hold:
     cross_key: str
     content: AlertContent
     release_at: datetime
+    signature: str = ""  # its story signature (Signature.encode()), "" without one
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class Plan:
     holds: tuple[Hold, ...] = ()
     spoke: tuple[tuple[str, str, str], ...] = ()  # (rule, channel, cross key) posted now
     notes: tuple[Note, ...] = ()
+    later: tuple[tuple[Article, AlertContent, datetime], ...] = ()  # copies queued for then
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ def plan_alerts(
     recent: Recent,
     now: datetime,
     covered: Collection[tuple[str, str]] = (),
+    copies: Collection[tuple[str, str]] = (),
+    signatures: Mapping[str, Signature] | None = None,
 ) -> Plan:
     """Decide for each (article, channel) alert: post now, or hold it.
 
@@ -110,7 +116,14 @@ def plan_alerts(
       window reopens, and says so once an hour;
     - digest rules hold it for their next digest unless it posts (or waits) some other way;
     - an alert `covered` (its channel and article key) is already in, or waits for, a batch
-      that is not a digest's: it is left out, so the channel never sees the article twice.
+      that is not a digest's: it is left out, so the channel never sees the article twice;
+    - a `copy` (its channel and article key) repeats a story already queued or posted in its
+      channel: it goes into that story's thread, which pings nobody, whatever its rules'
+      delivery, without mentions and without counting against a cap; in quiet hours it is
+      queued for their end (`later`), so a thread does not grow at night either.
+
+    A hold keeps its article's story signature (`signatures`, by feed key), so that copies
+    held for one batch are listed once (see `batches`).
     """
     counts = dict(recent.counts)
     oldest = dict(recent.oldest)
@@ -119,16 +132,24 @@ def plan_alerts(
     holds: list[Hold] = []
     spoke: list[tuple[str, str, str]] = []
     notes: list[Note] = []
+    later: list[tuple[Article, AlertContent, datetime]] = []
     tz = ZoneInfo(settings.display_timezone)
     for article, content in alerts:
         channel, key = content.channel, article.cross_key
         if (channel, key) in covered:
             continue
+        quiet = settings.quiet_hours.get(channel)
+        quiet_end = quiet_until(quiet, now) if quiet is not None else None
+        if (channel, key) in copies:
+            reply = replace(content, mentions=())
+            if quiet_end is not None:
+                later.append((article, reply, quiet_end))
+            else:
+                immediate.append((article, reply))
+            continue
         matched = [rules.get(name) for name in content.rules]
         now_rules = [r for r in matched if r is None or not _digest_only(r)]
         digest_rules = [r for r in matched if r is not None and _digest_only(r)]
-        quiet = settings.quiet_hours.get(channel)
-        quiet_end = quiet_until(quiet, now) if quiet is not None else None
         if quiet_end is not None and now_rules:
             mentions = _mentions(now_rules)
             holds.append(
@@ -168,7 +189,14 @@ def plan_alerts(
             release = next_fire(rule.digest.cron, rule.digest.timezone, now)
             held = replace(content, mentions=_mentions([rule]))
             holds.append(Hold("digest", channel, rule.name, key, held, release))
-    return Plan(tuple(immediate), tuple(holds), tuple(spoke), tuple(notes))
+    if signatures:
+        by_key = {
+            a.cross_key: sig.encode()
+            for a, _ in alerts
+            if (sig := signatures.get(a.feed_key)) is not None and sig.hashes
+        }
+        holds = [replace(h, signature=by_key.get(h.cross_key, "")) for h in holds]
+    return Plan(tuple(immediate), tuple(holds), tuple(spoke), tuple(notes), tuple(later))
 
 
 def cap_note(rule: Rule, kind: str, release: datetime, tz: ZoneInfo) -> str:
@@ -201,7 +229,9 @@ def batches(rows: Sequence[HeldRow], now: datetime, settings: NoiseSettings) -> 
     Nothing goes to a channel in its quiet hours: a digest or catch-up due then waits for their
     end, as does a quiet-hours batch whose end the bot missed (down until the next night's
     window), which then goes out with that night's alerts. An alert that reached its channel
-    some other way meanwhile is dropped (never repeated there)."""
+    some other way meanwhile is dropped (never repeated there). With `fold_threshold`, a held
+    copy of a story held earlier in the same batch is listed on that story's line ("also
+    reported by …") instead of a line of its own."""
     groups: dict[tuple[str, str, str], list[HeldRow]] = {}
     dropped = []
     for row in rows:
@@ -219,11 +249,23 @@ def batches(rows: Sequence[HeldRow], now: datetime, settings: NoiseSettings) -> 
     for (kind, channel, rule), group in groups.items():
         group.sort(key=lambda r: r.id)
         seen: set[str] = set()
-        items = []
+        items: list[AlertContent] = []
+        also: list[list[str]] = []
+        kept: list[tuple[int, Signature]] = []  # listed items' signatures, by item index
         for row in group:
-            if row.hold.cross_key not in seen:  # the same article held twice: listed once
-                seen.add(row.hold.cross_key)
-                items.append(row.hold.content)
+            if row.hold.cross_key in seen:  # the same article held twice: listed once
+                continue
+            seen.add(row.hold.cross_key)
+            story = _story_of(row.hold.signature, kept, settings.fold_threshold)
+            if story is not None:
+                source = row.hold.content.source
+                if source not in also[story] and source != items[story].source:
+                    also[story].append(source)
+                continue
+            if row.hold.signature and settings.fold_threshold is not None:
+                kept.append((len(items), Signature.decode(row.hold.signature)))
+            items.append(row.hold.content)
+            also.append([])
         mentions = tuple(dict.fromkeys(m for c in items for m in c.mentions))
         batch = Batch(
             channel,
@@ -233,9 +275,25 @@ def batches(rows: Sequence[HeldRow], now: datetime, settings: NoiseSettings) -> 
             len(items),
             mentions,
             min(r.held_at for r in group),
+            tuple(tuple(a) for a in also[:MAX_BATCH_KEPT]) if any(also) else (),
         )
         out.append((batch, tuple(r.id for r in group)))
     return Release(tuple(out), tuple(dropped))
+
+
+def _story_of(
+    encoded: str, kept: Sequence[tuple[int, Signature]], threshold: float | None
+) -> int | None:
+    """The index of the listed item whose story the signature `encoded` repeats, if any."""
+    if threshold is None or not encoded or not kept:
+        return None
+    sig = Signature.decode(encoded)
+    best: tuple[float, int] | None = None
+    for index, other in kept:
+        score = story_score(sig, other)
+        if score >= threshold and (best is None or score > best[0]):
+            best = (score, index)
+    return best[1] if best is not None else None
 
 
 def _digest_only(rule: Rule) -> bool:

@@ -17,6 +17,7 @@ from bot.fetch import Fetcher
 from bot.fulltext import fill_full_text
 from bot.hold import plan_poll
 from bot.models import FeedConfig, FetchResult
+from bot.noise import quiet_until
 from bot.runtime import Runtime
 from bot.schedule import (
     MOVES_BEFORE_FOLLOWING,
@@ -123,7 +124,8 @@ async def poll_feed(
         processed.candidates, unseen, first_poll=first_poll, backlog=feed.backlog, now=now
     )
     async with rt.noise_lock:  # digests, caps and quiet hours hold some alerts back
-        plan = await plan_poll(rt, chosen.alerts)
+        signatures = processed.signatures if rt.stories.enabled else None
+        plan = await plan_poll(rt, chosen.alerts, signatures)
         queued = await rt.db(
             rt.store.record_poll,
             feed.name,
@@ -136,6 +138,19 @@ async def poll_feed(
             noise=plan,
             stories=StoryGrouping(rt.stories, processed.signatures) if rt.stories.enabled else None,
         )
+    if rt.stories.edits == "thread":  # articles seen before, edited at their source since
+        edited = [
+            (c.article, sig)
+            for c in processed.candidates
+            if c.article.feed_key not in unseen
+            and (sig := processed.signatures.get(c.article.feed_key)) is not None
+        ]
+        quiet = {
+            channel: end
+            for channel, hours in rt.noise.quiet_hours.items()
+            if (end := quiet_until(hours, now)) is not None
+        }  # an edit waits for the end of its channel's quiet hours, like a copy
+        queued += await rt.db(rt.store.queue_edits, edited, rt.stories.threshold, now, quiet)
     hint = feed_hint(processed.ttl_minutes, fetched.headers.get("cache-control"))
     polling = _succeeded(feed, polling, now, hint, bool(chosen.new_articles), policy, rand)
     await rt.db(rt.store.save_polling, feed.name, feed.url, polling, stored)

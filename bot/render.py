@@ -338,6 +338,23 @@ def render_reply(alert: AlertContent, tz: tzinfo = UTC) -> Message:
     return Message(channel=alert.channel, text=text, blocks=blocks)
 
 
+def render_edit(alert: AlertContent, tz: tzinfo = UTC) -> Message:
+    """An article edited at its source, in its alert's thread: "updated: <linked headline>"."""
+    title = _fit(alert.title, MAX_HEADLINE) or "(untitled)"
+    url = safe_url(alert.link)
+    link = _entities(url) if url and len(url) <= MAX_URL else None
+    text = f"updated: <{link}|{title}>" if link else f"updated: {title}"
+    blocks: tuple[dict[str, object], ...] = ({"type": "section", "text": _mrkdwn(text)},)
+    return Message(channel=alert.channel, text=text, blocks=blocks)
+
+
+def render_terminal_edit(alert: AlertContent) -> str:
+    """An edit at the source for a terminal: one line under the alert it follows."""
+    title = _clean(alert.title, max_len=300) or "(untitled)"
+    url = safe_url(alert.link)
+    return f"[{_clean(alert.channel)}]   updated: {title}" + (f" {url}" if url else "")
+
+
 def render_story(alert: AlertContent, others: int, tz: tzinfo = UTC) -> Message:
     """A story's first message again, saying how many other sources reported it (in its thread)."""
     message = render_message(alert, tz)

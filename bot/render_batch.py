@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, tzinfo
 
 from bot.mention import mentions_text
@@ -31,8 +32,8 @@ def render_batch(batch: Batch, tz: tzinfo = UTC) -> Message:
     heading = _heading(batch, tz)
     lines: list[str] = []
     used = 0
-    for item in batch.items[:MAX_SHOWN]:
-        line = _line(item, tz)
+    for index, item in enumerate(batch.items[:MAX_SHOWN]):
+        line = _line(item, tz, _also(batch, index))
         if used + len(line) + 1 > BLOCKS_BUDGET:
             break
         lines.append(line)
@@ -75,13 +76,28 @@ def _heading(batch: Batch, tz: tzinfo) -> str:
     return f"{mentions} {heading}" if mentions else heading
 
 
-def _line(item: AlertContent, tz: tzinfo) -> str:
+def _line(item: AlertContent, tz: tzinfo, also: tuple[str, ...] = ()) -> str:
     title = _fit(item.title, MAX_HEADLINE) or "(untitled)"
     url = safe_url(item.link)
     link = _entities(url) if url and len(url) <= MAX_URL else None
     headline = f"<{link}|{title}>" if link else title
     source = _fit(item.source, MAX_NAME) or "unknown source"
-    return f"• {headline} · {source} · {_when(item.published, tz)}"
+    line = f"• {headline} · {source} · {_when(item.published, tz)}"
+    if also:
+        line += f" · also reported by {_others(also, _fit)}"
+    return line
+
+
+def _also(batch: Batch, index: int) -> tuple[str, ...]:
+    """The sources of the copies of item `index` held with it (folded into its line)."""
+    return batch.also[index] if index < len(batch.also) else ()
+
+
+def _others(sources: tuple[str, ...], fit: Callable[[str, int], str]) -> str:
+    """Up to three source names, then "and N more"."""
+    names = [fit(s, MAX_NAME) or "unknown source" for s in sources[:3]]
+    rest = len(sources) - len(names)
+    return ", ".join(names) + (f" and {rest} more" if rest > 0 else "")
 
 
 def render_terminal_batch(batch: Batch, tz: tzinfo = UTC) -> str:
@@ -91,12 +107,18 @@ def render_terminal_batch(batch: Batch, tz: tzinfo = UTC) -> str:
     if batch.rule:
         head += f" · {_clean(batch.rule)}"
     lines = [f"{head} · {batch.total} matches"]
-    for item in batch.items[:MAX_SHOWN]:
+    for index, item in enumerate(batch.items[:MAX_SHOWN]):
         url = safe_url(item.link) or ""
+        also = _also(batch, index)
+        extra = f" · also reported by {_others(also, _cut)}" if also else ""
         lines.append(
             f"  - {_clean(item.title)[:MAX_HEADLINE] or '(untitled)'} · {_clean(item.source)} · "
-            f"{_when(item.published, tz)} {url}".rstrip()
+            f"{_when(item.published, tz)}{extra} {url}".rstrip()
         )
     if batch.total > len(lines) - 1:
         lines.append(f"  and {batch.total - (len(lines) - 1)} more")
     return "\n".join(lines)
+
+
+def _cut(text: str, limit: int) -> str:
+    return _clean(text)[:limit]

@@ -126,10 +126,18 @@ def next_fire(cron: str, timezone: str, after: datetime) -> datetime:
     """The first time at or after `after` that the crontab schedule fires, in aware UTC.
 
     APScheduler's CronTrigger reads the fields in `timezone`, DST included: a wall time
-    skipped in spring fires an hour later (02:30 → 03:30), one repeated in autumn fires at
-    both of its instants."""
+    skipped in spring fires an hour later (02:30 → 03:30). One repeated in autumn would fire
+    at both of its instants; the second is skipped here, so a digest goes out once per
+    wall-clock time (at its first instant; an hourly schedule has no second 01:30 either)."""
     trigger = crontab_trigger(cron, timezone)
-    fire: datetime | None = trigger.get_next_fire_time(None, after)
-    if fire is None:  # a five-field crontab always fires again; be explicit all the same
-        raise ValueError(f"schedule {cron!r} never fires after {after.isoformat()}")
-    return fire.astimezone(UTC)
+    zone = ZoneInfo(timezone)
+    start = after
+    for _ in range(2):  # at most one repeated instant lies in the way
+        fire: datetime | None = trigger.get_next_fire_time(None, start)
+        if fire is None:  # a five-field crontab always fires again; be explicit all the same
+            raise ValueError(f"schedule {cron!r} never fires after {after.isoformat()}")
+        fire = fire.astimezone(UTC)  # (wall-clock arithmetic on a local time ignores `fold`)
+        if not fire.astimezone(zone).fold:  # not the second instant of a repeated wall time
+            return fire
+        start = fire + timedelta(seconds=1)  # the trigger counts whole seconds
+    raise ValueError(f"schedule {cron!r} never fires after {after.isoformat()}")

@@ -27,11 +27,13 @@ from bot.models import AlertContent, AlertTag, Batch, Message, PostResult
 from bot.render import (
     MAX_BLOCKS,
     MAX_SECTION,
+    render_edit,
     render_message,
     render_notice,
     render_reply,
     render_story,
     render_terminal,
+    render_terminal_edit,
     render_terminal_notice,
     render_terminal_reply,
 )
@@ -102,6 +104,18 @@ class Sender(Protocol):
         plain: bool = False,
     ) -> PostResult:
         """Post a near-duplicate into the thread of its story's first message."""
+        ...
+
+    async def send_edit(
+        self,
+        alert: AlertContent,
+        thread_ts: str | None,
+        tag: AlertTag | None = None,
+        *,
+        plain: bool = False,
+    ) -> PostResult:
+        """Post "updated: <headline>" for an article edited at its source (in the thread of
+        `thread_ts`; top-level without one)."""
         ...
 
     async def update_story(
@@ -175,6 +189,17 @@ class SlackSender:
         plain: bool = False,
     ) -> PostResult:
         message = render_reply(alert, self._tz)
+        return await self._post(message, _tag(tag), plain=plain, thread_ts=thread_ts or None)
+
+    async def send_edit(
+        self,
+        alert: AlertContent,
+        thread_ts: str | None,
+        tag: AlertTag | None = None,
+        *,
+        plain: bool = False,
+    ) -> PostResult:
+        message = render_edit(alert, self._tz)
         return await self._post(message, _tag(tag), plain=plain, thread_ts=thread_ts or None)
 
     async def update_story(
@@ -408,6 +433,17 @@ class TerminalSender:
         plain: bool = False,
     ) -> PostResult:
         await self._write(render_terminal_reply(alert))
+        return PostResult(channel=alert.channel, ts=None)
+
+    async def send_edit(
+        self,
+        alert: AlertContent,
+        thread_ts: str | None,
+        tag: AlertTag | None = None,
+        *,
+        plain: bool = False,
+    ) -> PostResult:
+        await self._write(render_terminal_edit(alert))
         return PostResult(channel=alert.channel, ts=None)
 
     async def update_story(

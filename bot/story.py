@@ -21,6 +21,9 @@ MAX_RECENT = 2000  # a channel's newest stories compared with a new alert, at mo
 THRESHOLD = 0.5  # estimated share of the smaller text's shingles found in the other
 
 
+EDIT_MODES = ("ignore", "thread")
+
+
 @dataclass(frozen=True)
 class StoryPolicy:
     """`stories:` in config.yaml: whether near-duplicates thread, and how near, how recent."""
@@ -28,6 +31,7 @@ class StoryPolicy:
     enabled: bool = True
     window: timedelta = WINDOW
     threshold: float = THRESHOLD
+    edits: str = "ignore"  # or "thread": a substantive edit at the source is told in the thread
 
 
 @dataclass(frozen=True)
@@ -162,3 +166,15 @@ def same_story(
 def story_sources(sources: Sequence[str], head: str) -> int:
     """How many other sources reported a story: distinct reply sources besides the head's."""
     return len({s for s in sources if s and s != head})
+
+
+def substantive_edit(
+    old_title: str, old: Signature | None, new_title: str, new: Signature, threshold: float
+) -> bool:
+    """Whether an article edited at its source changed enough to say so: its headline (spacing
+    aside) is another, or its text is no longer a near-duplicate of what was alerted."""
+    if " ".join(old_title.split()) != " ".join(new_title.split()):
+        return True
+    if old is None or not old.hashes or not new.hashes:
+        return False
+    return story_score(old, new) < threshold

@@ -32,6 +32,7 @@ from bot.rules import load_rule
 from bot.scheduler import next_fire
 from bot.slack import checked_blocks
 from bot.store import Store
+from bot.story import signature_of_text
 from tests.factories import MENTIONS, alert, article, displayed_texts, write
 from tests.test_cli import newswatch
 
@@ -109,6 +110,16 @@ def test_a_digest_time_skipped_by_dst_fires_after_the_gap() -> None:
     assert fire == utc(2025, 3, 9, 7, 30)  # 03:30 EDT, the same day
 
 
+def test_a_digest_time_repeated_by_dst_fires_once_at_its_first_instant() -> None:
+    """2 November 2025 in New York: 01:30 EDT (05:30 UTC), then 01:30 EST (06:30 UTC)."""
+    before = next_fire("30 1 * * *", "America/New_York", utc(2025, 11, 2, 4, 0))
+    assert before == utc(2025, 11, 2, 5, 30)
+    between = next_fire("30 1 * * *", "America/New_York", utc(2025, 11, 2, 5, 30, 1))
+    assert between == utc(2025, 11, 3, 6, 30)  # not the second 01:30 of the same night
+    hourly = next_fire("30 * * * *", "America/New_York", utc(2025, 11, 2, 5, 31))
+    assert hourly == utc(2025, 11, 2, 7, 30)  # 02:30 EST: 01:30 went out once already
+
+
 # -- routing
 
 
@@ -169,6 +180,25 @@ def test_quiet_hours_hold_the_channels_alerts_but_not_other_channels() -> None:
     assert [c.channel for _, c in plan.immediate] == ["#day"]
     (held,) = plan.holds
     assert (held.kind, held.channel, held.release_at) == ("quiet", "#night", utc(2025, 7, 31, 22))
+
+
+def test_a_copy_of_a_story_in_its_channel_posts_unmentioned_uncounted_or_waits_out_the_night() -> (
+    None
+):
+    rules = {"r": rule("r", max_per_hour=1, mention="here"), "d": rule("d", digest=DAILY)}
+    full = Recent(counts={"r": 1}, oldest={"r": NOW})
+    copies = {("#news", "url:0")}
+    plan = plan_alerts(alerts("r"), rules, NoiseSettings(), full, NOW, copies=copies)
+    ((_, posted),) = plan.immediate
+    assert posted.mentions == () and plan.spoke == () and plan.notes == () and plan.holds == ()
+    plan = plan_alerts(alerts("d"), rules, NoiseSettings(), Recent(), NOW, copies=copies)
+    assert len(plan.immediate) == 1 and plan.holds == ()
+    late = utc(2025, 7, 31, 14, 0)  # 23:00 in Seoul
+    night = NoiseSettings({"#news": SEOUL_NIGHT})
+    plan = plan_alerts(alerts("r", n=2), rules, night, Recent(), late, copies=copies)
+    ((_, waiting, due),) = plan.later
+    assert due == utc(2025, 7, 31, 22) and waiting.mentions == ()
+    assert plan.immediate == () and [h.cross_key for h in plan.holds] == ["url:1"]
 
 
 def row(id_: int, kind: str, key: str, release: datetime, posted: bool = False) -> HeldRow:
@@ -384,3 +414,41 @@ def test_status_tells_how_many_alerts_are_held_and_when_the_next_go_out(tmp_path
         "held: 1 alerts for digests, caps and quiet hours; the next go out 2025-08-01 09:00 KST"
         in (result.stdout)
     )
+
+
+STORY = (
+    "The US Army deactivated an attack helicopter squadron at Camp Humphreys in Pyeongtaek "
+    "last month, a Congressional Research Service report said on Thursday, as Washington "
+    "reviews the size and role of its forces in South Korea."
+)
+OTHER_STORY = (
+    "The Marine Corps will take back operational control of two divisions from the Army "
+    "after fifty years, the defense ministry said, with a new command on the western islands."
+)
+
+
+def story_row(id_: int, key: str, source: str, text: str) -> HeldRow:
+    content = alert(title=key, source=source)
+    sig = signature_of_text(text).encode()
+    return HeldRow(id_, Hold("quiet", "#news", "", key, content, NOW, sig), NOW)
+
+
+def test_copies_held_for_one_batch_are_listed_once_with_their_sources() -> None:
+    rows = [
+        story_row(1, "first", "Wire One", STORY),
+        story_row(2, "other", "Wire Two", OTHER_STORY),
+        story_row(3, "copy", "Wire <!channel>", STORY + " Officials declined to comment."),
+        story_row(4, "again", "Wire One", STORY),  # its own source again: not named twice
+    ]
+    folded = batches(rows, NOW, NoiseSettings(fold_threshold=0.5))
+    ((batch, ids),) = folded.batches
+    assert ids == (1, 2, 3, 4), "every hold is carried by the batch"
+    assert [c.title for c in batch.items] == ["first", "other"] and batch.total == 2
+    assert batch.also == (("Wire <!channel>",), ())
+    message = render_batch(batch)
+    assert "also reported by Wire &lt;!channel&gt;" in message.text
+    assert "<!channel>" not in json.dumps(message.blocks)
+    assert "first · Wire One" in render_terminal_batch(batch).splitlines()[1]
+    assert "also reported by Wire" in render_terminal_batch(batch).splitlines()[1]
+    apart = batches(rows, NOW, NoiseSettings())  # stories turned off: one line each
+    assert [c.title for c in apart.batches[0][0].items] == ["first", "other", "copy", "again"]

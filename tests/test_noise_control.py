@@ -306,6 +306,48 @@ def test_a_digest_missed_while_the_bot_was_down_is_sent_at_start_up_once(
     assert str(double.messages("#alliance")[0]["text"]).startswith("*Digest* · usfk-digest")
 
 
+def test_a_digest_at_a_wall_time_repeated_in_autumn_goes_out_once_that_night(
+    tmp_path: Path, feed_server: FeedServer, double: SlackDouble, clock: FixedClock
+) -> None:
+    """2 November 2025 in New York: 01:30 comes twice (05:30 UTC in EDT, 06:30 UTC in EST).
+    The digest goes out at the first; a match between the two waits for the next day's."""
+    rule = (
+        "channel: '#alliance'\nquery: USFK\n"
+        "delivery: {digest: '30 1 * * *', timezone: America/New_York}\n"
+    )
+    config = setup(tmp_path, feed_server, {"usfk-digest": rule})
+    first = datetime(2025, 11, 2, 5, 30, tzinfo=UTC)  # 01:30 EDT
+    second = datetime(2025, 11, 2, 6, 30, tzinfo=UTC)  # 01:30 EST, the same wall time
+    items: list[Item] = []
+
+    async def body(app: App) -> None:
+        clock.set(first - timedelta(hours=1))
+        items.append(item("a", "USFK story before the first 01:30", clock))
+        feed_server.add("/wire.xml", rss(items))
+        await app.run_once()
+        clock.set(first)
+        await app.drain()
+        clock.set(first + timedelta(minutes=15))
+        items.append(item("b", "USFK story between the two", clock))
+        feed_server.add("/wire.xml", rss(items))
+        await app.run_once()
+        clock.set(second)
+        await app.drain()
+        assert len(double.messages("#alliance")) == 1, "01:30 went out already tonight"
+        clock.set(second + timedelta(days=1))  # 01:30 EST on 3 November
+        await app.drain()
+
+    scenario(config, double, clock, body)
+    assert titles(double, "#alliance") == [
+        ["USFK story before the first 01:30"],
+        ["USFK story between the two"],
+    ]
+    assert [m["ts"] for m in double.messages("#alliance")] == [
+        f"{first.timestamp():.6f}",
+        f"{(second + timedelta(days=1)).timestamp():.6f}",
+    ]
+
+
 @pytest.mark.parametrize("fault", ["outage", "lost-answer"])
 def test_a_digest_survives_an_outage_or_a_crash_between_post_and_mark(
     tmp_path: Path, feed_server: FeedServer, double: SlackDouble, clock: FixedClock, fault: str

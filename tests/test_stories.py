@@ -393,6 +393,8 @@ def test_the_stories_settings_are_read_and_default_to_three_days(tmp_path: Path)
         encoding="utf-8",
     )
     assert load_config(path).stories == StoryPolicy(False, timedelta(hours=12), 0.7)
+    path.write_text(config_text("stories:\n  edits: thread\n"), encoding="utf-8")
+    assert load_config(path).stories.edits == "thread"
 
 
 @pytest.mark.parametrize(
@@ -404,6 +406,7 @@ def test_the_stories_settings_are_read_and_default_to_three_days(tmp_path: Path)
         ("threshold: 1.5", "stories.threshold"),
         ("threshold: high", "stories.threshold"),
         ("enabled: yes please", "stories.enabled"),
+        ("edits: post", "stories.edits must be ignore or thread"),
         ("windows: 3d", "unknown key 'windows'"),
     ],
 )

@@ -3,9 +3,9 @@
 Portable SQLAlchemy Core: the same tables and statements serve PostgreSQL; every write that may
 race another instance is idempotent (unique keys with ON CONFLICT DO NOTHING). The package is
 the only user of SQLAlchemy. schema.py holds the tables and the append-only migrations;
-feeds.py, outbox.py, parking.py, notices.py, pages.py, holds.py and stories.py each area's reads
-and writes, over the engine and transaction of database.py; content.py the JSON an alert is kept
-as; archive.py every polled article, its full-text search and pruning.
+feeds.py, outbox.py, parking.py, notices.py, pages.py, holds.py, stories.py and edits.py each
+area's reads and writes, over the engine and transaction of database.py; content.py the JSON
+an alert is kept as; archive.py every polled article, its full-text search and pruning.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from bot.errors import StoreError
 from bot.store.archive import ArchivedArticle, ArchiveSpan, ArchiveStore, SearchHit
 from bot.store.content import decode_content, encode_content
+from bot.store.edits import EditStore
 from bot.store.feeds import FeedState, FeedStore, NotModified
 from bot.store.holds import HoldStore
 from bot.store.notices import NoticeStore
@@ -57,7 +58,16 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class Store(HoldStore, FeedStore, OutboxStore, ParkingStore, NoticeStore, PageStore, ArchiveStore):
+class Store(
+    HoldStore,
+    FeedStore,
+    OutboxStore,
+    ParkingStore,
+    NoticeStore,
+    PageStore,
+    ArchiveStore,
+    EditStore,
+):
     """The one gateway to the database; every method is a short transaction."""
 
     @classmethod

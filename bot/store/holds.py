@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -124,6 +124,23 @@ class HoldStore(Database):
                 )
         return len(release.batches)
 
+    def prune_noise(self, now: datetime, keep_batched: timedelta) -> int:
+        """Forget what noise control no longer needs; returns how many rows went: posts and cap
+        notes older than the cap's hour, and held alerts carried by a batch (or dropped) more
+        than `keep_batched` ago (until then they keep their article out of the channel)."""
+        with self._tx() as conn:
+            gone = conn.execute(rule_posts.delete().where(rule_posts.c.at <= now - HOUR)).rowcount
+            gone += conn.execute(
+                cap_notes.delete().where(cap_notes.c.noted_at <= now - HOUR)
+            ).rowcount
+            gone += conn.execute(
+                held_alerts.delete().where(
+                    held_alerts.c.batch_id.is_not(None),
+                    held_alerts.c.release_at < now - keep_batched,
+                )
+            ).rowcount
+        return max(gone, 0)
+
     def held_count(self) -> int:
         """Alerts held now (for a digest, a cap or quiet hours)."""
         with self._tx() as conn:
@@ -151,6 +168,7 @@ def write_plan(conn: Connection, insert: Callable[..., Any], plan: Plan, now: da
                 rule=hold.rule,
                 cross_key=hold.cross_key,
                 content=encode_content(hold.content),
+                signature=hold.signature or None,
                 held_at=now,
                 release_at=hold.release_at,
             )
@@ -185,6 +203,7 @@ def encode_batch(batch: Batch) -> str:
                 "total": batch.total,
                 "mentions": list(batch.mentions),
                 "since": batch.since.isoformat() if batch.since else None,
+                "also": [list(a) for a in batch.also],
             }
         },
         ensure_ascii=False,
@@ -202,6 +221,7 @@ def decode_batch(text: str) -> Batch:
         total=int(data["total"]),
         mentions=tuple(data.get("mentions") or ()),
         since=datetime.fromisoformat(since) if since else None,
+        also=tuple(tuple(a) for a in data.get("also") or ()),
     )
 
 
@@ -213,6 +233,7 @@ def _held(row: Any) -> HeldRow:
         row.cross_key,
         decode_content(row.content),
         _utc(row.release_at),
+        row.signature or "",
     )
     return HeldRow(row.id, hold, _utc(row.held_at), bool(row.posted))
 

@@ -16,6 +16,7 @@ from bot.models import AlertContent, Article, Batch
 from bot.noise import Plan
 from bot.store.archive import archive_articles
 from bot.store.content import decode_content, encode_content
+from bot.store.edits import decode_edit
 from bot.store.holds import decode_batch, write_plan
 from bot.store.schema import alerts, feeds, seen_articles, slack_channels
 from bot.store.stories import StoryStore
@@ -34,6 +35,7 @@ class PendingAlert:
     notice: str | None = None  # an operational notice's text (then `content` is a stand-in)
     article_key: str = ""  # the alert's cross-feed article key (unique within its channel)
     batch: Batch | None = None  # several held alerts as one message (then `content` stands in)
+    edit_of: int | None = None  # an edit at the source of this alert's article: its new version
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ class OutboxStore(StoryStore):
 
         Returns how many alerts were queued (an alert already queued for the same article in
         the same channel — e.g. from another feed — is not queued twice). `noise`: the alerts
-        held back and the notes of noise control, written in the same transaction. With
+        held back and the notes of noise control, written in the same transaction (its `later`
+        copies are queued too, each due when its channel's quiet hours end). With
         `stories`, each queued alert joins the recent story it repeats in its channel, or starts
         one.
         """
@@ -105,7 +108,8 @@ class OutboxStore(StoryStore):
                     ],
                 )
                 archive_articles(conn, self._insert, feed, articles, now)
-            for article, content in new_alerts:
+            later = noise.later if noise is not None else ()  # copies due after quiet hours
+            for article, content, due in [*((a, c, now) for a, c in new_alerts), *later]:
                 result = conn.execute(
                     self._insert(alerts)
                     .values(
@@ -115,7 +119,7 @@ class OutboxStore(StoryStore):
                         content=encode_content(content),
                         status="pending",
                         attempts=0,
-                        next_attempt_at=now,
+                        next_attempt_at=due,
                         created_at=now,
                     )
                     .on_conflict_do_nothing()
@@ -326,6 +330,17 @@ def _pending(row: Any) -> PendingAlert:
         stand_in = AlertContent(row.channel, text, None, "newswatch", None, (), (), ())
         return PendingAlert(
             row.id, row.channel, stand_in, row.attempts, row.unknown_since, text, row.cross_key
+        )
+    if row.kind == "edit":
+        of, content_json = decode_edit(row.content)
+        return PendingAlert(
+            row.id,
+            row.channel,
+            decode_content(content_json),
+            row.attempts,
+            row.unknown_since,
+            article_key=row.cross_key,
+            edit_of=of,
         )
     content = decode_content(row.content)
     return PendingAlert(

@@ -203,6 +203,7 @@ held_alerts = sa.Table(
     sa.Column("held_at", UTCDateTime, nullable=False),
     sa.Column("release_at", UTCDateTime, nullable=False),
     sa.Column("batch_id", sa.Integer),  # the outbox row that carries it; 0: dropped
+    sa.Column("signature", sa.Text),  # version 8: its story signature, to fold copies
     sa.UniqueConstraint("kind", "channel", "rule", "cross_key", name="uq_held_alert"),
     sa.Index("ix_held_due", "batch_id", "release_at"),
 )
@@ -299,6 +300,11 @@ def _migration_7(conn: Connection) -> None:
     metadata.create_all(conn, tables=[held_alerts, rule_posts, cap_notes])
 
 
+def _migration_8(conn: Connection) -> None:
+    """Held alerts keep their story signature, so copies held together are listed once."""
+    _add_missing_columns(conn, held_alerts, ["signature"])
+
+
 # Append-only: a migration, once released, is never edited; the next change is a new number.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _migration_1),
@@ -308,6 +314,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (5, _migration_5),
     (6, _migration_6),
     (7, _migration_7),
+    (8, _migration_8),
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -13,7 +13,15 @@ from bot.models import AlertContent, Article
 from bot.store.content import decode_content
 from bot.store.database import Database
 from bot.store.schema import alerts, stories, story_members
-from bot.story import MAX_RECENT, Recent, Signature, StoryGrouping, same_story, story_sources
+from bot.story import (
+    MAX_RECENT,
+    Recent,
+    Signature,
+    StoryGrouping,
+    StoryPolicy,
+    same_story,
+    story_sources,
+)
 
 
 @dataclass(frozen=True)
@@ -62,23 +70,7 @@ class StoryStore(Database):
         policy = grouping.policy
         channel = content.channel
         if channel not in recent:
-            rows = conn.execute(
-                sa.select(
-                    story_members.c.alert_id,
-                    story_members.c.story_id,
-                    story_members.c.signature,
-                    story_members.c.at,
-                )
-                .where(
-                    story_members.c.channel == channel,
-                    story_members.c.at >= now - policy.window,
-                )
-                .order_by(story_members.c.at.desc(), story_members.c.alert_id.desc())
-                .limit(MAX_RECENT)
-            ).all()
-            recent[channel] = [
-                Recent(r.alert_id, r.story_id, Signature.decode(r.signature), r.at) for r in rows
-            ]
+            recent[channel] = _recent_members(conn, channel, policy, now)
         found = same_story(signature, recent[channel], now, policy)
         story_id = alert_id if found is None else found.story_id
         conn.execute(
@@ -98,6 +90,57 @@ class StoryStore(Database):
                 stories.update().where(stories.c.alert_id == story_id).values(recount=True)
             )
         recent[channel].append(Recent(alert_id, story_id, signature, now))
+
+    def story_copies(
+        self, items: Sequence[tuple[str, str, Signature]], policy: StoryPolicy, now: datetime
+    ) -> set[tuple[str, str]]:
+        """Of `items` (channel, article cross key, signature), those that repeat a story already
+        queued or posted in their channel (not parked): they will go into its thread."""
+        found: set[tuple[str, str]] = set()
+        if not policy.enabled:
+            return found
+        recent: dict[str, list[Recent]] = {}
+        with self._tx() as conn:
+            for channel, key, sig in items:
+                if channel not in recent:
+                    recent[channel] = _recent_members(conn, channel, policy, now)
+                member = same_story(sig, recent[channel], now, policy)
+                if member is None:
+                    continue
+                status = conn.execute(
+                    sa.select(alerts.c.status).where(alerts.c.id == member.story_id)
+                ).scalar_one_or_none()
+                if status in ("pending", "sent"):
+                    found.add((channel, key))
+        return found
+
+    def prune_stories(self, now: datetime, window: timedelta) -> int:
+        """Forget story members queued more than `window` ago (no copy can join them any more)
+        unless their alert still waits to be delivered or their story's count is still to be
+        shown, then the stories left without members; returns how many rows went."""
+        pending = (
+            sa.select(alerts.c.id)
+            .where(alerts.c.id == story_members.c.alert_id, alerts.c.status == "pending")
+            .exists()
+        )
+        counting = sa.select(stories.c.alert_id).where(stories.c.recount.is_(True))
+        members = (
+            sa.select(story_members.c.alert_id)
+            .where(story_members.c.story_id == stories.c.alert_id)
+            .exists()
+        )
+        with self._tx() as conn:
+            gone = conn.execute(
+                story_members.delete().where(
+                    story_members.c.at < now - window,
+                    ~pending,
+                    story_members.c.story_id.not_in(counting),  # its count is still to show
+                )
+            ).rowcount
+            gone += conn.execute(
+                stories.delete().where(stories.c.recount.is_(False), ~members)
+            ).rowcount
+        return max(gone, 0)
 
     def story_parents(self, alert_ids: Sequence[int]) -> dict[int, int]:
         """For the alerts among `alert_ids` that go into a thread: the story each belongs to."""
@@ -212,3 +255,24 @@ class StoryStore(Database):
             conn.execute(
                 stories.update().where(stories.c.alert_id == story_id).values(retry_at=retry_at)
             )
+
+
+def _recent_members(
+    conn: Connection, channel: str, policy: StoryPolicy, now: datetime
+) -> list[Recent]:
+    """The channel's story members within the window, newest first (at most MAX_RECENT)."""
+    rows = conn.execute(
+        sa.select(
+            story_members.c.alert_id,
+            story_members.c.story_id,
+            story_members.c.signature,
+            story_members.c.at,
+        )
+        .where(
+            story_members.c.channel == channel,
+            story_members.c.at >= now - policy.window,
+        )
+        .order_by(story_members.c.at.desc(), story_members.c.alert_id.desc())
+        .limit(MAX_RECENT)
+    ).all()
+    return [Recent(r.alert_id, r.story_id, Signature.decode(r.signature), r.at) for r in rows]
