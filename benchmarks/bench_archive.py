@@ -7,10 +7,10 @@ the function a poll's worker runs (`process_body`, the shipped rules), then writ
 writes them (`Store.record_poll`, archive included), `--copies` times under new keys, on a
 fresh SQLite file. Beside it, in the same run: the archive's own insert (`archive_articles`,
 FTS5 triggers included) into other fresh files, poll by poll: as shipped, with FTS5's default
-automerge (as before migration 9; the ratio of the two is printed) and without the index. Then a backtest of a shipped
-rule over the whole archive and a few searches. Per-article figures are per new article. Times
-are CPU seconds of this one process (SQLite runs in it), so other load on the machine does not
-blur them.
+automerge (as before migration 9; the ratio of the two is printed) and without the index.
+Then a backtest of a shipped rule over the whole archive and a few searches. Per-article
+figures are per new article. Times are CPU seconds of this one process (SQLite runs in it), so
+other load on the machine does not blur them.
 """
 
 from __future__ import annotations
