@@ -265,32 +265,29 @@ def page_host(url: str) -> str:
 
 class PageHosts:
     """Page politeness per host: when its next page request may start, and how long it asked
-    us to wait (Retry-After). Hosts with nothing pending are forgotten as others come."""
+    us to wait (Retry-After). Entries in the past are dropped once there are many."""
 
     FORGET_ABOVE = 256  # hosts remembered before those in the past are dropped
 
     def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
         self._next: dict[str, datetime] = {}  # the earliest start of the next page request
         self._until: dict[str, tuple[datetime, str]] = {}  # backing off: until when, why
 
     async def turn(
         self, host: str, interval: float, clock: Clock, feed_name: str, url: str
     ) -> None:
-        """Wait until a page request to `host` may start, and take that start; raise
-        PageDeferred while the host asked us to wait."""
-        lock = self._locks.setdefault(host, asyncio.Lock())
-        async with lock:
-            self._deferred(host, clock.now(), feed_name, url)
-            due = self._next.get(host)
-            if due is not None:
-                wait = (due - clock.now()).total_seconds()
-                if wait > 0:
-                    await clock.sleep(wait)
-                self._deferred(host, clock.now(), feed_name, url)  # a 429 while we waited
-            now = clock.now()
-            self._next[host] = now + timedelta(seconds=interval)
-            self._forget(now)
+        """Take the next start for a page request to `host` and wait for it; raise
+        PageDeferred while the host asked us to wait. Starts are handed out in order, each
+        `interval` after the one before (taking one does not await, so none is given twice)."""
+        now = clock.now()
+        self._deferred(host, now, feed_name, url)
+        start = max(now, self._next.get(host, now))
+        self._next[host] = start + timedelta(seconds=interval)
+        self._forget(now)
+        wait = (start - now).total_seconds()
+        if wait > 0:
+            await clock.sleep(wait)
+            self._deferred(host, clock.now(), feed_name, url)  # a 429 came while we waited
 
     def back_off(
         self, host: str, status: int | None, retry_after: float | None, now: datetime
@@ -307,11 +304,6 @@ class PageHosts:
         if current is None or current[0] < until:
             self._until[host] = (until, f"HTTP {status}")
 
-    def backing_off(self, host: str, now: datetime) -> datetime | None:
-        """Until when `host` asked us not to request pages, if it still does."""
-        current = self._until.get(host)
-        return current[0] if current is not None and current[0] > now else None
-
     def _deferred(self, host: str, now: datetime, feed_name: str, url: str) -> None:
         current = self._until.get(host)
         if current is not None and current[0] > now:
@@ -322,13 +314,10 @@ class PageHosts:
     def _forget(self, now: datetime) -> None:
         if len(self._next) + len(self._until) <= self.FORGET_ABOVE:
             return
-        idle = {h for h, lock in self._locks.items() if not lock.locked()}
-        for host in [h for h, at in self._next.items() if at <= now and h in idle]:
+        for host in [h for h, at in self._next.items() if at <= now]:
             del self._next[host]
-        for host in [h for h, (at, _) in self._until.items() if at <= now and h in idle]:
+        for host in [h for h, (at, _) in self._until.items() if at <= now]:
             del self._until[host]
-        for host in idle - self._next.keys() - self._until.keys():
-            del self._locks[host]
 
 
 def _read_file(path: str, max_bytes: int) -> FetchResult:
