@@ -6,10 +6,11 @@ Real Korean feeds from the shared corpus (read in place) are parsed, normalized 
 the function a poll's worker runs (`process_body`, the shipped rules), then written as a poll
 writes them (`Store.record_poll`, archive included), `--copies` times under new keys, on a
 fresh SQLite file. Beside it, in the same run: the archive's own insert (`archive_articles`,
-FTS5 triggers included) into another fresh file, poll by poll. Then a backtest of a shipped
-rule over the whole archive and a few searches. Per-article figures are per new article. Times
-are CPU seconds of this one process (SQLite runs in it), so other load on the machine does not
-blur them.
+FTS5 triggers included) into other fresh files, poll by poll: as shipped, with FTS5's default
+automerge (as before migration 9; the ratio of the two is printed) and without the index.
+Then a backtest of a shipped rule over the whole archive and a few searches. Per-article
+figures are per new article. Times are CPU seconds of this one process (SQLite runs in it), so
+other load on the machine does not blur them.
 """
 
 from __future__ import annotations
@@ -69,13 +70,16 @@ def main() -> None:
             )
         record_wall = time.process_time() - started
 
-        alone = Store.open(Path(tmp) / "alone.db")
-        started = time.process_time()
-        for feed, batch in polls:
-            with alone.engine.begin() as conn:
-                archive_articles(conn, alone._insert, feed, batch, NOW)
-        archive_wall = time.process_time() - started
-        alone.close()
+        # The archive insert alone, each way twice, interleaved (the best of two counts): as
+        # shipped; with FTS5's default automerge (4), as before migration 9; without the FTS5
+        # index at all (its triggers dropped), which shows what the index itself costs.
+        ways = ("shipped", "automerge 4", "no index")
+        best = dict.fromkeys(ways, float("inf"))
+        for round_ in range(2):
+            for way in ways:
+                seconds = archive_alone(Path(tmp) / f"{way}-{round_}.db", polls, way)
+                best[way] = min(best[way], seconds)
+        archive_wall = best["shipped"]
 
         rule = ruleset.by_name("usfk-troop-levels")
         started = time.process_time()
@@ -96,6 +100,14 @@ def main() -> None:
     print(f"parse+normalize+match (process_body, CPU): {worker_cpu * per:.3f} ms/article")
     print(f"record_poll with the archive (CPU):     {record_wall * per:.3f} ms/article")
     print(f"  of which the archive insert alone:     {archive_wall * per:.3f} ms/article")
+    print(
+        f"archive insert alone, FTS5 automerge 4 (before): {best['automerge 4'] * per:.3f} "
+        f"ms/article; shipped ÷ before: {best['shipped'] / best['automerge 4']:.2f}"
+    )
+    print(
+        f"archive insert alone, no FTS5 index:           {best['no index'] * per:.3f} "
+        f"ms/article; the index is {1 - best['no index'] / archive_wall:.0%} of the insert"
+    )
     total = worker_cpu + record_wall
     print(
         f"archive ÷ (process_body + record_poll): {archive_wall / total:.0%}; "
@@ -108,6 +120,25 @@ def main() -> None:
     )
     for query, count, wall in searches:
         print(f"search {query!r}: {count} hits in {wall * 1000:.1f} ms")
+
+
+def archive_alone(path: Path, polls: list[tuple[str, list[Article]]], way: str) -> float:
+    """CPU seconds to archive every poll's articles, a transaction per poll, into a fresh file."""
+    store = Store.open(path)
+    with store.engine.begin() as conn:
+        if way == "automerge 4":
+            conn.exec_driver_sql(
+                "INSERT INTO archive_fts(archive_fts, rank) VALUES ('automerge', 4)"
+            )
+        elif way == "no index":
+            conn.exec_driver_sql("DROP TRIGGER archive_fts_insert")
+    started = time.process_time()
+    for feed, batch in polls:
+        with store.engine.begin() as conn:
+            archive_articles(conn, store._insert, feed, batch, NOW)
+    seconds = time.process_time() - started
+    store.close()
+    return seconds
 
 
 def rekeyed(article: Article, copy: int) -> Article:

@@ -57,6 +57,7 @@ def fetch_policy(config: Config) -> FetchPolicy:
         allow_private=config.fetch.allow_private,
         max_concurrent=config.fetch.concurrency,
         max_per_host=config.fetch.per_host,
+        page_interval=config.fetch.page_interval,
     )
 
 
@@ -110,7 +111,7 @@ class App:
             ),
             stories=config.stories,
         )
-        return cls(config, rt, Fetcher(fetch_policy(config)))
+        return cls(config, rt, Fetcher(fetch_policy(config), clock=rt.clock))
 
     async def load_rules(self) -> None:
         """(Re)load aliases and rules: good files take effect, broken ones keep their last good

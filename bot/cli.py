@@ -420,6 +420,11 @@ def cmd_feeds_import(args: argparse.Namespace) -> int:
         print(f"added {new.name}: {new.url}")
     for entry, why in result.skipped:
         print(f"skipped {entry.title or entry.url}: {why}")
+    if result.added:
+        print(
+            "the added URLs are now configured feeds, fetched as written like every URL in "
+            f"{config.path.name} (only their redirects are checked): review them"
+        )
     print(f"{len(result.added)} added, {len(result.skipped)} skipped; in {config.path}")
     return 0
 

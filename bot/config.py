@@ -15,8 +15,16 @@ from bot.fetch import (  # one source for the fetch limits
     MAX_BODY_BYTES,
     MAX_CONCURRENT_FETCHES,
     MAX_FETCHES_PER_HOST,
+    PAGE_INTERVAL,
 )
-from bot.models import FAILING_AFTER, SILENT_AFTER, FeedConfig, QuietHours, parse_duration
+from bot.models import (
+    FAILING_AFTER,
+    FULL_TEXT_MAX,
+    SILENT_AFTER,
+    FeedConfig,
+    QuietHours,
+    parse_duration,
+)
 from bot.noisekeys import read_quiet_hours
 from bot.pacing import BURST, RATE, RETRY_BASE
 from bot.schedule import SchedulePolicy
@@ -26,6 +34,7 @@ from bot.yamlfile import Document, YamlProblem, read_yaml
 DEFAULT_INTERVAL = timedelta(minutes=10)
 MIN_INTERVAL = timedelta(seconds=30)
 DEFAULT_BACKLOG = timedelta(hours=24)
+MAX_PAGE_INTERVAL = 60.0  # seconds: fetch.page_interval above this is refused
 ARCHIVE_RETENTION = timedelta(days=30)  # how long polled articles are kept for backtests
 FEED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CHANNEL = re.compile(r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{6,})$")
@@ -49,6 +58,7 @@ class FetchConfig:
     allow_private: tuple[Network, ...] = ()
     concurrency: int = MAX_CONCURRENT_FETCHES
     per_host: int = MAX_FETCHES_PER_HOST
+    page_interval: float = PAGE_INTERVAL  # seconds between article-page requests to one host
 
 
 @dataclass(frozen=True)
@@ -89,8 +99,17 @@ TOP_KEYS = {
     "stories",
 }
 SLACK_KEYS = {"default_channel", "admin_channel", "rate", "burst", "retry_base"}
-FEED_KEYS = {"name", "url", "interval", "backlog", "silent_after", "failing_after", "full_text"}
-FETCH_KEYS = {"deadline", "max_bytes", "allow_private", "concurrency", "per_host"}
+FEED_KEYS = {
+    "name",
+    "url",
+    "interval",
+    "backlog",
+    "silent_after",
+    "failing_after",
+    "full_text",
+    "full_text_max",
+}
+FETCH_KEYS = {"deadline", "max_bytes", "allow_private", "concurrency", "per_host", "page_interval"}
 POLLING_KEYS = {"backoff_cap", "retry_after_cap", "hint_cap"}
 ARCHIVE_KEYS = {"retention"}
 STORY_KEYS = {"enabled", "window", "threshold", "edits"}
@@ -267,7 +286,21 @@ class _ConfigReader:
             raise self.fail(
                 f"feed {name!r}: full_text must be true or false", "feeds", index, "full_text"
             )
-        return FeedConfig(name, url, interval, backlog, silent_after, failing_after, full_text)
+        full_text_max = item.get("full_text_max", FULL_TEXT_MAX)
+        if (
+            not isinstance(full_text_max, int)
+            or isinstance(full_text_max, bool)
+            or full_text_max <= 0
+        ):
+            raise self.fail(
+                f"feed {name!r}: full_text_max must be a positive whole number (pages per poll)",
+                "feeds",
+                index,
+                "full_text_max",
+            )
+        return FeedConfig(
+            name, url, interval, backlog, silent_after, failing_after, full_text, full_text_max
+        )
 
     def polling(self, value: Any) -> SchedulePolicy:
         polling = self.mapping(value, POLLING_KEYS, "polling")
@@ -369,7 +402,20 @@ class _ConfigReader:
             if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
                 raise self.fail(f"fetch.{key} must be a positive whole number", "fetch", key)
             limits.append(number)
-        return FetchConfig(float(deadline), max_bytes, tuple(networks), *limits)
+        interval = self.duration(
+            fetch.get("page_interval", PAGE_INTERVAL), "fetch", "page_interval"
+        ).total_seconds()
+        if interval > MAX_PAGE_INTERVAL:
+            raise self.fail(
+                f"fetch.page_interval must be at most {MAX_PAGE_INTERVAL:g} s "
+                "(a poll waits for its pages)",
+                "fetch",
+                "page_interval",
+            )
+        concurrency, per_host = limits
+        return FetchConfig(
+            float(deadline), max_bytes, tuple(networks), concurrency, per_host, interval
+        )
 
 
 def _known_timezone(name: str) -> bool:

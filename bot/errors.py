@@ -169,3 +169,7 @@ class IndexMissing(NewswatchError):
     def __init__(self, generation: int) -> None:
         self.generation = generation
         super().__init__(f"the worker lacks rule index generation {generation}")
+
+
+class PageDeferred(FetchError):
+    """An article page not requested: its host asked us to wait (429/503 Retry-After)."""

@@ -141,7 +141,12 @@ async def add_feed(
 
 
 def import_opml(config: Config, path: Path, *, full_text: bool = False) -> Imported:
-    """Add every http(s) feed of an OPML file that config.yaml lacks (compared by URL)."""
+    """Add every http(s) feed of an OPML file that config.yaml lacks (compared by URL).
+
+    The file is untrusted, but what it adds becomes config.yaml's own: a configured URL, polled
+    as written (its redirects checked), as if typed there. So only absolute http(s) URLs are
+    taken: a path or a `file:` URL, which config.yaml would read as a local file, is skipped.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:

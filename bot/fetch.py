@@ -11,14 +11,15 @@ import stat
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from bot.errors import FetchError
+from bot.clock import Clock, SystemClock
+from bot.errors import FetchError, PageDeferred
 from bot.models import FetchResult
 
 USER_AGENT = "Newswatch/0.1 (+https://github.com/newswatch)"
@@ -35,6 +36,9 @@ ACCEPT = (
 ACCEPT_PAGE = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"  # an article's web page
 PAGE_DEADLINE = 15.0  # seconds for one article page, whatever the feeds' deadline
 PAGE_MAX_BYTES = 2 * 1024 * 1024  # an article page larger than this is not read
+PAGE_INTERVAL = 1.0  # seconds between the starts of two page requests to one host
+PAGE_BACKOFF = 60.0  # seconds a host answering 429 without Retry-After gets no page request
+PAGE_BACKOFF_CAP = 3600.0  # the longest a page host's Retry-After is honoured
 ACCEPT_ENCODING = "gzip, deflate"  # the two we decode ourselves, with a size cap
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECTS = frozenset({301, 308})
@@ -68,6 +72,7 @@ class FetchPolicy:
     resolver: Resolver = field(default=system_resolver, compare=False, repr=False)
     max_concurrent: int = MAX_CONCURRENT_FETCHES
     max_per_host: int = MAX_FETCHES_PER_HOST
+    page_interval: float = PAGE_INTERVAL  # seconds between page requests to one host
 
 
 class _Refused(Exception):
@@ -98,11 +103,21 @@ class Fetcher:
 
     At most `policy.max_concurrent` fetches run at once, and at most `policy.max_per_host` to
     one host (and port); the others wait their turn, and the deadline starts once one runs.
+    Article pages are fetched politely: their requests to one host start at least
+    `policy.page_interval` apart (waited on `clock`), and a host that answers a page with 429
+    or 503 and Retry-After gets no page request until then.
     """
 
-    def __init__(self, policy: FetchPolicy, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        policy: FetchPolicy,
+        client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.policy = policy
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self._client = client if client is not None else make_client(policy)
+        self._pages = PageHosts()
         self._all = asyncio.Semaphore(policy.max_concurrent)
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._waiting: dict[str, int] = {}
@@ -134,44 +149,69 @@ class Fetcher:
 
     async def fetch_page(self, feed_name: str, url: str) -> FetchResult:
         """An article's web page: its link is untrusted, so every hop's address is checked
-        (the first one too), under the page deadline and size cap and the per-host limit."""
+        (the first one too), under the page deadline and size cap, the per-host limit and the
+        page politeness (PageDeferred while its host asked us to wait)."""
         policy = replace(
             self.policy,
             deadline=min(self.policy.deadline, PAGE_DEADLINE),
             max_bytes=min(self.policy.max_bytes, PAGE_MAX_BYTES),
         )
-        return await self._limited(
-            url,
-            fetch(
-                self._client,
-                feed_name,
-                url,
-                etag=None,
-                last_modified=None,
-                policy=policy,
-                untrusted=True,
-                accept=ACCEPT_PAGE,
-            ),
-        )
+        name = page_host(url)
 
-    async def _limited(self, url: str, work: Coroutine[Any, Any, FetchResult]) -> FetchResult:
+        async def turn() -> None:
+            await self._pages.turn(name, self.policy.page_interval, self.clock, feed_name, url)
+
+        try:
+            return await self._limited(
+                url,
+                fetch(
+                    self._client,
+                    feed_name,
+                    url,
+                    etag=None,
+                    last_modified=None,
+                    policy=policy,
+                    untrusted=True,
+                    accept=ACCEPT_PAGE,
+                ),
+                turn,
+            )
+        except PageDeferred:
+            raise
+        except FetchError as exc:
+            if exc.status in RETRY_AFTER_STATUSES:
+                self._pages.back_off(name, exc.status, exc.retry_after, self.clock.now())
+            raise
+
+    async def _limited(
+        self,
+        url: str,
+        work: Coroutine[Any, Any, FetchResult],
+        turn: Callable[[], Awaitable[None]] | None = None,
+    ) -> FetchResult:
         key = host_key(url)
         host = self._hosts.setdefault(key, asyncio.Semaphore(self.policy.max_per_host))
         self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
-            async with host, self._all:
-                self._in_flight += 1
-                self.most_in_flight = max(self.most_in_flight, self._in_flight)
-                try:
-                    return await work
-                finally:
-                    self._in_flight -= 1
+            async with host:
+                if turn is not None:  # a page's politeness wait, holding a per-host slot
+                    await turn()
+                async with self._all:
+                    return await self._running(work)
         finally:
-            work.close()  # never awaited if cancelled while waiting its turn
+            work.close()  # never awaited if cancelled or deferred while waiting its turn
             self._waiting[key] -= 1
             if not self._waiting[key]:  # forget idle hosts: the table stays as small as the work
                 del self._waiting[key]
                 del self._hosts[key]
+
+    async def _running(self, work: Coroutine[Any, Any, FetchResult]) -> FetchResult:
+        self._in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self._in_flight)
+        try:
+            return await work
+        finally:
+            self._in_flight -= 1
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -213,6 +253,71 @@ def host_key(url: str) -> str:
     if not parts.netloc:
         return "file"
     return f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}"
+
+
+def page_host(url: str) -> str:
+    """What page politeness counts by: the host name alone (any scheme or port)."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+class PageHosts:
+    """Page politeness per host: when its next page request may start, and how long it asked
+    us to wait (Retry-After). Entries in the past are dropped once there are many."""
+
+    FORGET_ABOVE = 256  # hosts remembered before those in the past are dropped
+
+    def __init__(self) -> None:
+        self._next: dict[str, datetime] = {}  # the earliest start of the next page request
+        self._until: dict[str, tuple[datetime, str]] = {}  # backing off: until when, why
+
+    async def turn(
+        self, host: str, interval: float, clock: Clock, feed_name: str, url: str
+    ) -> None:
+        """Take the next start for a page request to `host` and wait for it; raise
+        PageDeferred while the host asked us to wait. Starts are handed out in order, each
+        `interval` after the one before (taking one does not await, so none is given twice)."""
+        now = clock.now()
+        self._deferred(host, now, feed_name, url)
+        start = max(now, self._next.get(host, now))
+        self._next[host] = start + timedelta(seconds=interval)
+        self._forget(now)
+        wait = (start - now).total_seconds()
+        if wait > 0:
+            await clock.sleep(wait)
+            self._deferred(host, clock.now(), feed_name, url)  # a 429 came while we waited
+
+    def back_off(
+        self, host: str, status: int | None, retry_after: float | None, now: datetime
+    ) -> None:
+        """The host answered a page with 429 or 503: no page request to it until Retry-After
+        has passed (capped), or PAGE_BACKOFF for a 429 without one."""
+        seconds = (
+            retry_after if retry_after is not None else (PAGE_BACKOFF if status == 429 else None)
+        )
+        if seconds is None:
+            return
+        until = now + timedelta(seconds=min(seconds, PAGE_BACKOFF_CAP))
+        current = self._until.get(host)
+        if current is None or current[0] < until:
+            self._until[host] = (until, f"HTTP {status}")
+
+    def _deferred(self, host: str, now: datetime, feed_name: str, url: str) -> None:
+        current = self._until.get(host)
+        if current is not None and current[0] > now:
+            until, why = current
+            reason = f"{host} answered {why}: no page request before {until:%Y-%m-%d %H:%M:%S} UTC"
+            raise PageDeferred(feed_name, url, reason)
+
+    def _forget(self, now: datetime) -> None:
+        if len(self._next) + len(self._until) <= self.FORGET_ABOVE:
+            return
+        for host in [h for h, at in self._next.items() if at <= now]:
+            del self._next[host]
+        for host in [h for h, (at, _) in self._until.items() if at <= now]:
+            del self._until[host]
 
 
 def _read_file(path: str, max_bytes: int) -> FetchResult:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from bot.dedup import within_backlog
 from bot.discover import header_charset
-from bot.errors import FetchError
+from bot.errors import FetchError, PageDeferred
 from bot.extract import main_text
 from bot.fetch import Fetcher
 from bot.models import Article, ArticlePage, Candidate, FeedConfig
@@ -26,8 +26,8 @@ PAGE_TYPES = ("text/html", "application/xhtml+xml")
 NO_MAIN_TEXT = "the page has no main text"
 
 # Page fetches under way, per fetcher (one per running bot), by cross-feed key: two feeds
-# polled at once that carry the same article share one fetch.
-_IN_FLIGHT: weakref.WeakKeyDictionary[Fetcher, dict[str, asyncio.Task[ArticlePage]]] = (
+# polled at once that carry the same article share one fetch (None: its host deferred it).
+_IN_FLIGHT: weakref.WeakKeyDictionary[Fetcher, dict[str, asyncio.Task[ArticlePage | None]]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -51,6 +51,23 @@ def wanted(
             continue
         chosen.setdefault(article.cross_key, article)
     return list(chosen.values())
+
+
+def newest_first(articles: Sequence[Article], cap: int) -> tuple[list[Article], list[Article]]:
+    """The `cap` newest articles (undated ones last, feed order among equals), and the rest."""
+    order = sorted(
+        range(len(articles)),
+        key=lambda i: (articles[i].published is None, -_stamp(articles[i]), i),
+    )
+    chosen = set(order[:cap])
+    return (
+        [a for i, a in enumerate(articles) if i in chosen],
+        [a for i, a in enumerate(articles) if i not in chosen],
+    )
+
+
+def _stamp(article: Article) -> float:
+    return article.published.timestamp() if article.published is not None else 0.0
 
 
 def page_type_refused(headers: Mapping[str, str]) -> str | None:
@@ -98,7 +115,10 @@ async def fill_full_text(
 
     Pages already fetched for the same article (by any feed) are taken from the store; each
     other page is fetched once, and its outcome, text or failure, is kept. A failure leaves
-    the feed's own text: the article is matched as the feed gave it.
+    the feed's own text: the article is matched as the feed gave it. At most
+    `feed.full_text_max` pages are fetched per poll (the newest articles'); the others, and
+    those whose host asked us to wait (Retry-After), keep the feed's text, are not counted
+    as failures and are not fetched later: the article has been matched (and alerted) by then.
     """
     articles = wanted(
         processed.candidates, unseen, first_poll=first_poll, backlog=feed.backlog, now=now
@@ -107,32 +127,32 @@ async def fill_full_text(
         return processed
     cached = await rt.db(rt.store.cached_pages, [a.cross_key for a in articles])
     in_flight = _IN_FLIGHT.setdefault(fetcher, {})
-    owned: dict[str, asyncio.Task[ArticlePage]] = {}
-    shared: dict[str, asyncio.Task[ArticlePage]] = {}
-    for article in articles:
-        key = article.cross_key
-        if key in cached:
-            continue
-        if key in in_flight:  # another feed's poll is fetching the same article right now
-            shared[key] = in_flight[key]
-        else:
-            owned[key] = in_flight[key] = asyncio.create_task(_page(rt, fetcher, feed, article))
+    shared = {a.cross_key: in_flight[a.cross_key] for a in articles if a.cross_key in in_flight}
+    to_fetch = [a for a in articles if a.cross_key not in cached and a.cross_key not in shared]
+    to_fetch, over_cap = newest_first(to_fetch, feed.full_text_max)
+    owned: dict[str, asyncio.Task[ArticlePage | None]] = {}
+    for article in to_fetch:  # shared: another feed's poll is fetching it right now
+        task = asyncio.create_task(_page(rt, fetcher, feed, article))
+        owned[article.cross_key] = in_flight[article.cross_key] = task
     try:
-        fresh = list(await asyncio.gather(*owned.values()))
+        answers = list(await asyncio.gather(*owned.values()))
+        fresh = [p for p in answers if p is not None]
         await rt.db(rt.store.record_pages, feed.name, fresh, now)
     finally:
         for key, task in owned.items():
             task.cancel()  # no-op once done; ends the fetches of a cancelled poll
             if in_flight.get(key) is task:
                 del in_flight[key]
-    borrowed = [await _shared(task) for task in shared.values()]
+    borrowed = [p for p in [await _shared(task) for task in shared.values()] if p is not None]
     pages = {**cached, **{p.cross_key: p for p in (*fresh, *borrowed)}}
     log.info(
-        "feed=%s full_text fetched=%d failed=%d stored=%d",
+        "feed=%s full_text fetched=%d failed=%d stored=%d over_cap=%d deferred=%d",
         feed.name,
         len(fresh),
         sum(1 for p in fresh if p.text is None),
-        len(articles) - len(fresh),
+        len(cached),
+        len(over_cap),
+        len(answers) - len(fresh),
     )
     changed: dict[str, Article] = {}  # by feed key: a story twice in one feed gets it twice
     for candidate in processed.candidates:
@@ -156,7 +176,7 @@ async def fill_full_text(
     )
 
 
-async def _shared(task: asyncio.Task[ArticlePage]) -> ArticlePage:
+async def _shared(task: asyncio.Task[ArticlePage | None]) -> ArticlePage | None:
     """Another poll's fetch of the same page; its poll records it."""
     try:
         return await asyncio.shield(task)
@@ -166,8 +186,11 @@ async def _shared(task: asyncio.Task[ArticlePage]) -> ArticlePage:
         return ArticlePage("", None, "cancelled")
 
 
-async def _page(rt: Runtime, fetcher: Fetcher, feed: FeedConfig, article: Article) -> ArticlePage:
-    """Fetch one article's page and extract its main text; every failure becomes the reason."""
+async def _page(
+    rt: Runtime, fetcher: Fetcher, feed: FeedConfig, article: Article
+) -> ArticlePage | None:
+    """Fetch one article's page and extract its main text; every failure becomes the reason.
+    None when the page's host asked us to wait: nothing was fetched, nothing failed."""
     assert article.link is not None
     try:
         fetched = await fetcher.fetch_page(feed.name, article.link)
@@ -175,6 +198,9 @@ async def _page(rt: Runtime, fetcher: Fetcher, feed: FeedConfig, article: Articl
         if refused is not None:
             return ArticlePage(article.cross_key, None, refused)
         text = await rt.cpu(main_text, page_input(fetched.body, fetched.headers), fetched.url)
+    except PageDeferred as exc:
+        log.info("feed=%s page %s deferred: %s", feed.name, article.link, exc.reason)
+        return None
     except FetchError as exc:
         log.info("feed=%s page %s not fetched: %s", feed.name, article.link, exc.reason)
         return ArticlePage(article.cross_key, None, exc.reason)

@@ -9,6 +9,7 @@ from datetime import datetime, time, timedelta
 FIELDS: tuple[str, ...] = ("title", "summary", "content")
 SILENT_AFTER = timedelta(days=2)  # a feed with nothing new for this long raises a notice
 FAILING_AFTER = timedelta(hours=1)  # a feed failing for this long raises a notice
+FULL_TEXT_MAX = 30  # article pages a full-text feed fetches per poll, by default
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class FeedConfig:
     silent_after: timedelta | None = SILENT_AFTER  # None: never report the feed as silent
     failing_after: timedelta = FAILING_AFTER  # failing this long, however few polls, is told
     full_text: bool = False  # fetch each new article's page for its main text
+    full_text_max: int = FULL_TEXT_MAX  # page fetches per poll at most (the newest articles')
 
 
 @dataclass(frozen=True)

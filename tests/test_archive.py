@@ -18,6 +18,7 @@ from bot.models import Article
 from bot.search import SearchPlan, excerpt, plan_search
 from bot.store import Store
 from bot.store.archive import MAX_ARCHIVED_TEXT_CHARS
+from bot.store.schema import ARCHIVE_FTS_AUTOMERGE
 from tests.e2e import Item, make_app, rss, write_config
 from tests.feedserver import FeedServer
 from tests.slackdouble import SlackDouble
@@ -285,3 +286,38 @@ def test_a_version_3_database_gains_the_archive_and_its_index(tmp_path: Path) ->
         ]
     finally:
         store.close()
+
+
+def automerge(path: Path) -> int | None:
+    with sqlite3.connect(path) as db:
+        row = db.execute("SELECT v FROM archive_fts_config WHERE k = 'automerge'").fetchone()
+    return None if row is None else int(row[0])
+
+
+def test_the_index_merges_less_eagerly_on_new_and_migrated_databases(tmp_path: Path) -> None:
+    """Migration 9 raises FTS5's automerge (default 4) on the existing index, which keeps its
+    articles and finds them as before."""
+    fresh = tmp_path / "fresh.db"
+    Store.open(fresh).close()
+    assert automerge(fresh) == ARCHIVE_FTS_AUTOMERGE
+    path = tmp_path / "old.db"
+    store = Store.open(path)
+    record(store, [article("a", "Garrison relocation planned")], NOW)
+    store.close()
+    with sqlite3.connect(path) as db:  # as version 7 left it: FTS5's defaults
+        db.executescript(
+            "DELETE FROM archive_fts_config WHERE k = 'automerge'; "
+            "DELETE FROM schema_version WHERE version > 7"
+        )
+    assert automerge(path) is None
+    store = Store.open(path)
+    try:
+        record(store, [article("b", "Relocation of the garrison delayed")], NOW)
+        found = [h.title for h in store.search_archive("relocation")]
+        assert sorted(found) == [
+            "Garrison relocation planned",
+            "Relocation of the garrison delayed",
+        ]
+    finally:
+        store.close()
+    assert automerge(path) == ARCHIVE_FTS_AUTOMERGE

