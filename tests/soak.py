@@ -227,7 +227,7 @@ class Soak:
     limited: int = 0  # posts the double's fair limiter (1/s after a burst) refused
     pending: int = 0  # alerts not sent at the end
     polls_per_feed: tuple[int, int] = (0, 0)  # fewest, most, in the simulated period
-    pruned: Cycle | None = None  # the first interval after jumping past the retention
+    pruned: list[Cycle] = field(default_factory=list)  # an interval after each jump past it
     retention: timedelta = timedelta(days=1)
 
 
@@ -332,8 +332,10 @@ async def drive(
     workers: int,
     start_spread: timedelta = START_SPREAD,
     period_end: Callable[[Soak], None] = lambda soak: None,
+    jumps: int = 1,
 ) -> tuple[Soak, App]:
-    """Run the bot through `duration` of simulated time, then past the archive retention."""
+    """Run the bot through `duration` of simulated time, then `jumps` times past the archive
+    retention, for one more interval each time."""
     config = load_config(write_config(folder, urls, plan, workers))
     clock = SharedClock(START, shared)
     env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_API_URL": slack_url}
@@ -348,10 +350,11 @@ async def drive(
         soak.cycles.append(await _measure(app, config.database, index, run))
     await _finish_delivery(app, clock)
     period_end(soak)
-    clock.advance(seconds=soak.retention.total_seconds())  # every article is past the retention
-    run = await _run_seconds(app, clock, interval)
-    await _finish_delivery(app, clock)
-    soak.pruned = await _measure(app, config.database, len(soak.cycles), run)
+    for jump in range(jumps):  # every article is past the retention, each time
+        clock.advance(seconds=soak.retention.total_seconds())
+        run = await _run_seconds(app, clock, interval)
+        await _finish_delivery(app, clock)
+        soak.pruned.append(await _measure(app, config.database, len(soak.cycles) + jump, run))
     soak.pending = await app.rt.db(_pending, config.database)
     return soak, app
 
@@ -412,6 +415,7 @@ def run_soak(
     workers: int,
     trace_memory: bool = True,
     start_spread: timedelta = START_SPREAD,
+    jumps: int = 1,
 ) -> Soak:
     """The whole run: start the child process, drive the bot, collect Slack's view."""
     context = multiprocessing.get_context("spawn")
@@ -420,6 +424,8 @@ def run_soak(
     child = context.Process(target=serve, args=(plan, hosts, 1.0, 3, shared, theirs))
     child.start()
     try:
+        if not ours.poll(60):
+            raise RuntimeError("the feed servers and the Slack double did not start")
         urls, slack_url = ours.recv()
 
         def period_end(soak: Soak) -> None:  # each feed's polls in the simulated period
@@ -438,6 +444,7 @@ def run_soak(
                 workers=workers,
                 start_spread=start_spread,
                 period_end=period_end,
+                jumps=jumps,
             )
             await app.close()
             return soak
@@ -455,6 +462,8 @@ def run_soak(
     finally:
         ours.send("stop")
         child.join(30)
+        if child.is_alive():
+            child.kill()
     return soak
 
 
