@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import Any
 
 from bot.expr import And, Expr, Near, Not, Or, Scope, Term, terms
-from bot.match import PARTICLES
-from bot.textnorm import hangul_runs, is_hangul, raw_words
+from bot.match import PARTICLES, Document, FieldIndex, Occurrence
+from bot.textnorm import hangul_runs, is_hangul, raw_words, word_spans
 
 _PARTICLE = "(?:" + "|".join(PARTICLES) + ")?"
 _is_hangul = cache(is_hangul)  # asked of the same few words of the rules again and again
@@ -79,6 +79,11 @@ class FieldWords:
             at = text.find(needle, at + 1)
         self._spots[needle] = found
         return found
+
+    @cached_property
+    def words(self) -> list[str]:
+        """The words, in order."""
+        return self.text[1:-1].split(" ")
 
     @cached_property
     def cased(self) -> list[str]:
@@ -396,3 +401,124 @@ def _pair(
                 elif a_last < b_last:
                     return True
     return None if unsure else False
+
+
+class _Fields(Mapping[str, FieldIndex]):
+    """Fields tokenized for the reference evaluator only when it asks for one."""
+
+    def __init__(self, texts: Mapping[str, str]) -> None:
+        self._texts = texts
+        self._built: dict[str, FieldIndex] = {}
+
+    def __getitem__(self, name: str) -> FieldIndex:
+        built = self._built.get(name)
+        if built is None:
+            built = self._built[name] = FieldIndex.build(self._texts[name])
+        return built
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+
+@dataclass(frozen=True)
+class PageDocument(Document):
+    """A `Document` that finds most terms from a page and each word's offsets, without a
+    token object per word: the reference evaluator then reports the very hits it would with
+    the article tokenized. A Hangul term found across eojeols, or with particles, is left to
+    the tokenized field (made then)."""
+
+    page: Page | None = field(default=None, compare=False, repr=False)
+    texts: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, texts: Mapping[str, str], page: Page) -> PageDocument:
+        """For an exact page (`Page.exact`) of `texts`."""
+        vocabulary = frozenset(w for f in page.fields.values() for w in f.text.split())
+        hangul = "\n".join(f.hangul for f in page.fields.values())
+        return cls(_Fields(texts), vocabulary, hangul, page=page, texts=texts)
+
+    def _term_spans(self, term: Term, fields: tuple[str, ...]) -> tuple[Occurrence, ...]:
+        assert self.page is not None
+        found: list[Occurrence] = []
+        for name in fields:
+            words = self.page.fields.get(name)
+            if words is None:
+                continue
+            spans = self._spans(name)
+            if all(_is_hangul(w) for w in term.words):
+                if len(term.words) > 1 or _hangul_term(term, words) is None:
+                    found += super()._term_spans(term, (name,))  # the runs tell
+                    continue
+                found += _inside_words(name, term.words[0], words, spans)
+                continue
+            per_word = []
+            for k, (word, prefix) in enumerate(zip(term.words, term.prefixes, strict=True)):
+                if _is_hangul(word):  # its first place inside each Hangul word holding it
+                    texts = words.words
+                    at = {i: _first_inside(word, texts[i], spans[i]) for i in words.positions(word)}
+                else:
+                    places = words.positions(f" {word}" if prefix else f" {word} ")
+                    if term.cased is not None:
+                        want, cased = term.cased[k], words.cased
+                        places = [
+                            i
+                            for i in places
+                            if (cased[i].startswith(want) if prefix else cased[i] == want)
+                        ]
+                    at = {i: spans[i] for i in places}
+                per_word.append(at)
+            last = len(per_word) - 1
+            for first, (start, _) in sorted(per_word[0].items()):
+                if all(first + k in spans_k for k, spans_k in enumerate(per_word)):
+                    end = per_word[last][first + last][1]
+                    found.append(Occurrence(name, start, end, first, first + last))
+        return tuple(found)
+
+    def _spans(self, name: str) -> list[tuple[int, int]]:
+        """Where each word of field `name` stands in its text."""
+        cache = self._word_spans
+        spans = cache.get(name)
+        if spans is None:
+            spans = cache[name] = word_spans(self.texts[name])
+        return spans
+
+    @cached_property
+    def _word_spans(self) -> dict[str, list[tuple[int, int]]]:
+        return {}
+
+
+def _first_inside(word: str, text: str, span: tuple[int, int]) -> tuple[int, int]:
+    """`match._inner_span`: `word`'s first place in a Hangul word (all of it when NFKC
+    changed its length)."""
+    start, end = span
+    if len(text) != end - start:
+        return span
+    at = start + text.index(word)
+    return at, at + len(word)
+
+
+def _inside_words(
+    name: str, word: str, words: FieldWords, spans: list[tuple[int, int]]
+) -> list[Occurrence]:
+    """Every place of a Hangul word, known to lie inside single eojeols (`_hangul_term`)."""
+    found = []
+    texts = words.words
+    for i in words.positions(word):
+        text, (start, end) = texts[i], spans[i]
+        same = len(text) == end - start  # else offsets inside it are unknown: all of it
+        at = text.find(word)
+        while at >= 0:
+            found.append(
+                Occurrence(
+                    name,
+                    start + at if same else start,
+                    start + at + len(word) if same else end,
+                    i,
+                    i,
+                )
+            )
+            at = text.find(word, at + len(word))
+    return found

@@ -170,6 +170,11 @@ def raw_words(text: str) -> str:
 _NOT_HANGUL_OR_NUL = re.compile(f"[^{_HANGUL}\x00]")
 
 
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Where each word `raw_words` finds stands in `text` (as `tokenize`'s start and end)."""
+    return list(map(re.Match.span, _WORD.finditer(text)))
+
+
 @cache
 def _runs() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """Hangul words that only spaces (or invisible format characters) separate, and those."""

@@ -116,6 +116,10 @@ def names_of(rules: list[Rule]) -> list[str]:
         ("{US*}", "USFK", True),
         ("{US*}", "usfk", False),
         ('"{US} army"', "US army", True),
+        ("감축", "감축감축을 감축", True),  # each place inside an eojeol is a hit
+        ('"usfk 감축"', "USFK 병력감축을 감축", True),  # a Hangul word inside a phrase
+        ("{US} NEAR/2 감축", "US 감축", True),
+        ("cafe", "Cafe\u0301 ＣＡＦＥ cafe", True),  # NFKC changes the length of a word
     ],
 )
 def test_index_agrees_with_reference_on_chosen_cases(query: str, text: str, matched: bool) -> None:
