@@ -21,7 +21,7 @@ from typing import Any
 
 from bot.expr import And, Expr, Near, Not, Or, Scope, Term, terms
 from bot.match import PARTICLES, Document, FieldIndex, Occurrence
-from bot.textnorm import hangul_runs, is_hangul, raw_words, word_spans
+from bot.textnorm import hangul_runs, is_hangul, raw_words, split_words, word_spans
 
 _PARTICLE = "(?:" + "|".join(PARTICLES) + ")?"
 _is_hangul = cache(is_hangul)  # asked of the same few words of the rules again and again
@@ -35,6 +35,7 @@ KeyPresent = Callable[[str, bool], bool]  # whether the article's view holds a w
 class FieldWords:
     """One field's words: `text` is `" w1 w2 … wn "` (word i follows the (i+1)th space)."""
 
+    parts: list[str]  # the text around its words (`textnorm.split_words`)
     raw: str  # the words as written, "\\x00"-separated (for exact-case terms)
     text: str
     hangul: str  # the field's Hangul runs, each ended by NUL (`textnorm.hangul_runs`)
@@ -43,7 +44,8 @@ class FieldWords:
 
     @classmethod
     def of(cls, text: str) -> FieldWords:
-        raw = raw_words(text)
+        parts = split_words(text)
+        raw = raw_words(parts)
         folded = raw.lower() if raw.isascii() else unicodedata.normalize("NFKC", raw).casefold()
         # a word emptied or holding a space (an Arabic ligature's NFKC) would shift positions
         exact = not raw or (
@@ -62,7 +64,7 @@ class FieldWords:
             # jamo: the reference normalizes each word alone; for the scan, all of them joined
             exact = False
             hangul = "".join(w for w in folded.split("\x00") if _is_hangul(w)) + "\x00"
-        return cls(raw, f" {folded.replace(chr(0), ' ')} ", hangul, exact)
+        return cls(parts, raw, f" {folded.replace(chr(0), ' ')} ", hangul, exact)
 
     def positions(self, needle: str) -> list[int]:
         """The word positions where `needle` (with its spaces) starts, each once, in order."""
@@ -436,7 +438,7 @@ class PageDocument(Document):
     @classmethod
     def of(cls, texts: Mapping[str, str], page: Page) -> PageDocument:
         """For an exact page (`Page.exact`) of `texts`."""
-        vocabulary = frozenset(w for f in page.fields.values() for w in f.text.split())
+        vocabulary = frozenset().union(*(f.text.split() for f in page.fields.values()))
         hangul = "\n".join(f.hangul for f in page.fields.values())
         return cls(_Fields(texts), vocabulary, hangul, page=page, texts=texts)
 
@@ -482,7 +484,7 @@ class PageDocument(Document):
         cache = self._word_spans
         spans = cache.get(name)
         if spans is None:
-            spans = cache[name] = word_spans(self.texts[name])
+            spans = cache[name] = word_spans(self.page.fields[name].parts)  # type: ignore[union-attr]
         return spans
 
     @cached_property

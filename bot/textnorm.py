@@ -6,6 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import accumulate
 
 # Hangul syllables, jamo (conjoining, compatibility, extended) and halfwidth jamo.
 _HANGUL = "\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uffa0-\uffdc"
@@ -150,14 +151,21 @@ def word_view(text: str) -> str:
 
 
 _SEPARATORS = str.maketrans("", "", ",，.．")  # only numbers and acronyms can hold these
-# The tokenizer's pattern without its groups: `findall` then gives each word as a string.
+# The tokenizer's pattern without its groups, so that it has one group of ours.
 _WORD = re.compile(re.sub(r"(?<!\\)\((?!\?)", "(?:", _TOKEN.pattern))
+_WORD_AROUND = re.compile(f"({_WORD.pattern})")  # `split` then keeps the words
 
 
-def raw_words(text: str) -> str:
-    """The words `tokenize` finds, not yet normalized (numbers and acronyms without their
-    commas and dots), joined by NUL: the same pass in C, without a token object per word."""
-    joined = "\x00".join(_WORD.findall(text))
+def split_words(text: str) -> list[str]:
+    """`text` around the words `tokenize` finds, as found: [gap, word, gap, …, word, gap]
+    (one regex pass in C, no token object per word)."""
+    return _WORD_AROUND.split(text)
+
+
+def raw_words(parts: list[str]) -> str:
+    """The words of `split_words`, not yet normalized (numbers and acronyms without their
+    commas and dots), joined by NUL."""
+    joined = "\x00".join(parts[1::2])
     if "." in joined:  # str.replace is much faster than str.translate
         joined = joined.replace(".", "")
     if "," in joined:
@@ -167,12 +175,13 @@ def raw_words(text: str) -> str:
     return joined
 
 
+def word_spans(parts: list[str]) -> list[tuple[int, int]]:
+    """Where each word of `split_words` stands in the text (`tokenize`'s start and end)."""
+    ends = list(accumulate(map(len, parts)))
+    return list(zip(ends[0::2], ends[1::2], strict=False))
+
+
 _NOT_HANGUL_OR_NUL = re.compile(f"[^{_HANGUL}\x00]")
-
-
-def word_spans(text: str) -> list[tuple[int, int]]:
-    """Where each word `raw_words` finds stands in `text` (as `tokenize`'s start and end)."""
-    return list(map(re.Match.span, _WORD.finditer(text)))
 
 
 @cache
