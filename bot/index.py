@@ -1,19 +1,19 @@
 """Every rule compiled into one index, so an article is scanned once whatever the number of rules.
 
-One Aho-Corasick automaton (pyahocorasick) holds a key for every term of every rule: a word
-between spaces (`" usfk "`), a prefix after a space (`" troop"`), or a Hangul word alone
-(`"주한미군"`), looked for in `textnorm.word_view` of the article, where each word stands between
-spaces and the Hangul stands as one run. A term's key is its rarest word: all of a phrase's
-words must be there. Each rule is filed under its rarest *required group*: a set of keys of
-which the article must hold at least one for the rule to match (the alternatives of an OR, each
-side of a NEAR, a term under AND or a field scope); a rule without one (only possible for a rule
-built in code, since `check_query` refuses them) is evaluated for every article.
+One Aho-Corasick automaton (pyahocorasick) holds a key per term where one key tells it
+(`decide.exact_key`: a word between spaces `" usfk "`, a prefix `" troop"`, a phrase of
+non-Hangul words `" south korea "`, a Hangul word `"주한미군"`), else a key per word, looked for
+in the view of the article's `decide.Page`, where each field's words stand in order between
+spaces and its Hangul runs stand joined. Each rule is filed under its rarest *required group*:
+a set of keys of which the article must hold at least one for the rule to match (the
+alternatives of an OR, each side of a NEAR, a term under AND or a field scope); a rule without
+one (only possible for a rule built in code, since `check_query` refuses them) is a candidate
+for every article.
 
-The rules filed under the keys an article holds are its candidates. A candidate lacking one of
-its other required groups, or a word of a term it needs, cannot match and is dropped; the rest
-are decided by the reference evaluator (`match.match_rule`), so the index says exactly what the
-reference says, hits included. The scan costs the same whatever the number of rules; only the
-decisions grow, with the rules that could match.
+The rules filed under the keys an article holds, that also hold their second and other groups,
+are its candidates. Each is decided from the page by its compiled program (`decide.run`); the
+few it cannot tell, and to find their hits the ones that match, go to the reference evaluator
+(`match.match_rule`), so the index says exactly what the reference says, hits included.
 """
 
 from __future__ import annotations
