@@ -380,12 +380,17 @@ def test_a_reload_builds_the_new_index_aside_while_the_old_one_keeps_matching(
             reload = asyncio.create_task(app.load_rules())
             during = []
             while not reload.done():  # the event loop is free: matching goes on meanwhile
-                during.append(names(app.rt.rules.index.matches(article)))
+                index = app.rt.rules.index  # after the swap the reload still writes a little
+                during.append((index is old, names(index.matches(article))))
                 await asyncio.sleep(0.01)
             await reload
             # a load that held the event loop would finish within the first sleep
-            assert len(during) >= 2, "the reload held the event loop"
-            assert all(found == ["topic-7", "usfk"] for found in during)  # the old index
+            assert sum(was_old for was_old, _ in during) >= 2, "the reload held the event loop"
+            assert all(found == ["topic-7", "usfk"] for was_old, found in during if was_old)
+            assert all(found == ["topic-7"] for was_old, found in during if not was_old)
+            assert [was_old for was_old, _ in during] == sorted(  # swapped once, never back
+                (was_old for was_old, _ in during), reverse=True
+            )
             assert app.rt.rules.index is not old
             assert app.rt.rules.index.generation > old.generation
             assert names(app.rt.rules.index.matches(article)) == ["topic-7"]  # the new one
