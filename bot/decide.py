@@ -456,6 +456,11 @@ class PageDocument(Document):
                     continue
                 found += _inside_words(name, term.words[0], words, spans)
                 continue
+            if len(term.words) == 1 and term.cased is None:  # the usual term: its places
+                word = term.words[0]
+                places = words.positions(f" {word}" if term.prefixes[0] else f" {word} ")
+                found += [Occurrence(name, *spans[i], i, i) for i in places]
+                continue
             per_word = []
             for k, (word, prefix) in enumerate(zip(term.words, term.prefixes, strict=True)):
                 if _is_hangul(word):  # its first place inside each Hangul word holding it

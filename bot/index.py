@@ -259,7 +259,7 @@ class RuleIndex:
 
     def present(self, texts: Iterable[str]) -> set[int]:
         """The ids of the keys found in the words of `texts`."""
-        return self._scan(Page.of(dict(enumerate(texts))))  # type: ignore[arg-type]
+        return self._scan(Page.of({str(i): text for i, text in enumerate(texts)}))
 
     def _scan(self, page: Page) -> set[int]:
         if not self.keys:
