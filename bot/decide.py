@@ -1,13 +1,17 @@
 """Decide whether a rule matches from the article's words alone, without the reference's tokens.
 
 A `Page` holds each field's words as the tokenizer finds them, normalized, in one string per
-field (`" w1 w2 … "`, so a word's place is found with `str.find` and counted by bisection),
-and the field's Hangul joined, where a Hangul word is found across spaced eojeols. Pages are
-made in a few passes over the text in C, where the reference builds a token object per word.
+field (`" w1 w2 … "`, so a word's place is found with `str.find` and counted by the spaces
+before it), and the field's Hangul runs, where a Hangul word is found across spaced eojeols.
+Pages are made in a few passes over the text in C, where the reference builds a token object
+per word.
 
-`decide` answers True or False exactly as `match.evaluate` would, or None when it cannot tell
-cheaply (a Hangul word found only across eojeols, two occurrences ONEAR must order inside one
-eojeol, a word the normalization emptied); the caller then asks the reference evaluator.
+`run` (a rule compiled by `compile_rule`) and `decide` (any expression) answer True or False
+exactly as `match.evaluate` would, or None when they cannot tell cheaply (a Hangul word found
+across eojeols where its place matters, two occurrences ONEAR must order inside one eojeol);
+the caller then asks the reference evaluator. A page with conjoining jamo or a word that
+normalizing emptied is not `exact`: its rules all go to the reference. `PageDocument` lets the
+reference find the hits of a matching rule from a page and its words' offsets.
 """
 
 from __future__ import annotations
@@ -108,7 +112,7 @@ class Page:
         return all(f.exact for f in self.fields.values())
 
     def view(self) -> str:
-        """Every field's words between spaces, then its Hangul as one run."""
+        """Every field's words between spaces, then its Hangul runs."""
         return "".join(f"{f.text}\n{f.hangul}\n" for f in self.fields.values())
 
 
@@ -130,10 +134,10 @@ def exact_key(term: Term) -> str | None:
     return " " + " ".join(words) + ("" if term.prefixes[-1] else " ")
 
 
-# A rule compiled for `run`: a key id (a one-word term whose key tells exactly whether it is
-# there), a set of them (any of), ("term", key id(s), Term) for a term to look for once its keys
-# are there, ("near", Near, keys, keys) for a NEAR (each side needs one of its keys),
-# ("expr", Expr) for a NOT or field scope, and ("all"/"any", parts).
+# A rule compiled for `run`: a key id (a term whose one key tells exactly whether it is
+# there, `exact_key`), a set of them (any of), ("term", key id(s), Term) for a term to look
+# for once its keys are there, ("near", Near, keys, keys, terms, terms) for a NEAR (each side
+# needs one of its keys), ("expr", Expr) for a NOT or field scope, and ("all"/"any", parts).
 Program = bool | int | frozenset[int] | tuple[Any, ...]
 
 

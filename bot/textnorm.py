@@ -103,53 +103,6 @@ def squeezable(gap: str) -> bool:
     return bool(gap) and all(c.isspace() or unicodedata.category(c) == "Cf" for c in gap)
 
 
-# Each kind of word alone, for `word_view`.
-_NUMBERS, _ACRONYMS = re.compile(_NUMBER_WORD), re.compile(_ACRONYM_WORD)
-_HANGUL_RUNS, _HANS, _OTHERS = (
-    re.compile(_HANGUL_WORD),
-    re.compile(_HAN_WORD),
-    re.compile(_OTHER_WORD),
-)
-_ANY_MARK = re.compile(_MARK)
-_NOT_SYLLABLE = re.compile("[^\uac00-\ud7a3]")  # precomposed syllables are their own NFKC
-
-
-def word_view(text: str) -> str:
-    """The words of `text` in a form where many can be looked for at once (bot/index.py).
-
-    Every non-Hangul word stands normalized between two spaces (`" us "`, `" 28500 "`), so a
-    whole word is found as `" word "` and a prefix as `" word"`; then comes all the Hangul of
-    the text as one run, with what stood between removed, so a Hangul word is found inside an
-    eojeol and across spaced ones (`주한 미군` holds `주한미군`). The view may hold more words
-    than `tokenize` finds, never fewer: what a pre-filter needs.
-
-    The tokenizer's five kinds of word are found one kind at a time, which is several times
-    faster than the tokenizer; it comes to the same words unless a combining mark stands
-    outside a word (it can then shift where one starts), and in that case the view is taken
-    from the tokenizer itself.
-    """
-    if _ANY_MARK.search(text) is not None:
-        tokens = tokenize(text)
-        others = " ".join(t.text for t in tokens if not t.hangul)
-        hangul = "".join(t.text for t in tokens if t.hangul)
-        return f" {others} \n{hangul}\n"
-    others = normalize(" ".join(_OTHERS.findall(text)))
-    extra = []
-    if "," in text or "，" in text:
-        extra.append(" ".join(_NUMBERS.findall(text)).translate(_DROP[_NUMBER]))
-    if "." in text or "．" in text:
-        extra.append(" ".join(_ACRONYMS.findall(text)).translate(_DROP[_ACRONYM]))
-    if not text.isascii():
-        extra.append(" ".join(_HANS.findall(text)))
-        runs = _HANGUL_RUNS.findall(text)
-        hangul = "".join(runs)
-        if _NOT_SYLLABLE.search(hangul) is not None:  # jamo: normalized word by word
-            hangul = "".join(normalize(run) for run in runs)
-    else:
-        hangul = ""
-    return f" {others} {normalize(' '.join(extra))} \n{hangul}\n"
-
-
 _SEPARATORS = str.maketrans("", "", ",，.．")  # only numbers and acronyms can hold these
 # The tokenizer's pattern without its groups, so that it has one group of ours.
 _WORD = re.compile(re.sub(r"(?<!\\)\((?!\?)", "(?:", _TOKEN.pattern))

@@ -27,7 +27,7 @@ from bot.query import parse_query, parse_term
 from bot.runtime import Runtime, make_worker_pool
 from bot.slack import SlackSender
 from bot.store import Store
-from bot.textnorm import tokenize, word_view
+from bot.textnorm import tokenize, word_spans
 from tests.e2e import Item, make_app, rss, write_config
 from tests.factories import article as make_article
 from tests.feedserver import FeedServer
@@ -155,18 +155,31 @@ def test_fields_keep_their_meaning_when_decided(
     assert names_of(RuleIndex(rules).matching(texts)) == names(want)
 
 
-def test_each_words_key_is_in_the_word_view_of_text_holding_it() -> None:
-    texts = [
-        "U.S.Army and 28,500.The end",
-        "ＵＳＦＫ 주한 미군은",
-        "a\u0301b 1,234,567 x.y.z",
-        "韓美",
-    ]
-    for text in texts:
-        view = word_view(text)
+PAGE_TEXTS = [
+    "U.S.Army and 28,500.The end",
+    "ＵＳＦＫ 주한 미군은",
+    "a\u0301b 1,234,567 x.y.z",
+    "韓美",
+    "Straße ﬁnal ǅ ＡＢＣ 1,5 a.b.c. Ａ．Ｂ．",
+]
+
+
+def test_each_words_key_is_in_the_view_of_a_page_holding_it() -> None:
+    for text in PAGE_TEXTS:
+        view = Page.of({"content": text}).view()
         for token in tokenize(text):
             key = word_key(token.text, prefix=False)
             assert key in view, (text, key)
+
+
+def test_a_pages_words_are_the_tokenizers_at_the_same_offsets() -> None:
+    for text in PAGE_TEXTS:
+        words = Page.of({"content": text}).fields["content"]
+        tokens = tokenize(text)
+        assert words.exact
+        assert words.words == [t.text for t in tokens]
+        assert words.cased == [t.cased for t in tokens]
+        assert word_spans(words.parts) == [(t.start, t.end) for t in tokens]
 
 
 def test_a_rule_is_filed_under_a_required_group() -> None:
