@@ -94,7 +94,7 @@ _COMMON_SORTED = sorted(w for w in _COMMON if not is_hangul(w))
 
 @lru_cache(maxsize=1 << 16)
 def word_key(word: str, prefix: bool) -> str:
-    """The key that finds `word` in a word view: Hangul inside runs, other words whole."""
+    """The key that finds `word` in a page's view: Hangul inside runs, other words whole."""
     if is_hangul(word):
         return word
     return f" {word}" if prefix else f" {word} "
@@ -131,7 +131,7 @@ def _rarest_word(words: tuple[str, ...], prefixes: tuple[bool, ...]) -> str:
 
 
 def required(expr: Expr) -> list[frozenset[str]]:
-    """Groups of keys such that, if `expr` matches, each group has a key in the word view."""
+    """Groups of keys such that, if `expr` matches, each group has a key in the page's view."""
     if isinstance(expr, Term):
         return [frozenset((term_key(expr),))]
     if isinstance(expr, Not):
