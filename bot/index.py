@@ -1,19 +1,19 @@
 """Every rule compiled into one index, so an article is scanned once whatever the number of rules.
 
-One Aho-Corasick automaton (pyahocorasick) holds a key for every term of every rule: a word
-between spaces (`" usfk "`), a prefix after a space (`" troop"`), or a Hangul word alone
-(`"주한미군"`), looked for in `textnorm.word_view` of the article, where each word stands between
-spaces and the Hangul stands as one run. A term's key is its rarest word: all of a phrase's
-words must be there. Each rule is filed under its rarest *required group*: a set of keys of
-which the article must hold at least one for the rule to match (the alternatives of an OR, each
-side of a NEAR, a term under AND or a field scope); a rule without one (only possible for a rule
-built in code, since `check_query` refuses them) is evaluated for every article.
+One Aho-Corasick automaton (pyahocorasick) holds a key per term where one key tells it
+(`decide.exact_key`: a word between spaces `" usfk "`, a prefix `" troop"`, a phrase of
+non-Hangul words `" south korea "`, a Hangul word `"주한미군"`), else a key per word, looked for
+in the view of the article's `decide.Page`, where each field's words stand in order between
+spaces and its Hangul runs stand joined. Each rule is filed under its rarest *required group*:
+a set of keys of which the article must hold at least one for the rule to match (the
+alternatives of an OR, each side of a NEAR, a term under AND or a field scope); a rule without
+one (only possible for a rule built in code, since `check_query` refuses them) is a candidate
+for every article.
 
-The rules filed under the keys an article holds are its candidates. A candidate lacking one of
-its other required groups, or a word of a term it needs, cannot match and is dropped; the rest
-are decided by the reference evaluator (`match.match_rule`), so the index says exactly what the
-reference says, hits included. The scan costs the same whatever the number of rules; only the
-decisions grow, with the rules that could match.
+The rules filed under the keys an article holds, that also hold their second and other groups,
+are its candidates. Each is decided from the page by its compiled program (`decide.run`); the
+few it cannot tell, and to find their hits the ones that match, go to the reference evaluator
+(`match.match_rule`), so the index says exactly what the reference says, hits included.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import gc
 import itertools
 import pickle
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -30,15 +30,15 @@ from typing import Any
 
 import ahocorasick
 
+from bot.decide import Page, PageDocument, Program, compile_rule, exact_key, run
 from bot.errors import IndexMissing
-from bot.expr import EXPR_TYPES, And, Expr, Near, Not, Or, Scope, Term
+from bot.expr import EXPR_TYPES, And, Expr, Near, Not, Scope, Term
 from bot.match import Document, match_rule
 from bot.models import FIELDS, Article, Rule, RuleMatch
 from bot.query import parse_query
-from bot.textnorm import is_hangul, word_view
+from bot.textnorm import is_hangul
 
 _generations = itertools.count(1)
-ANY = frozenset((-1,))  # a key id present in every article: the group of a rule that needs none
 
 # Words too common to file a rule under when it has a better choice: function words and the
 # words of most news stories, English and Korean. A key inside one of them is common too.
@@ -94,7 +94,7 @@ _COMMON_SORTED = sorted(w for w in _COMMON if not is_hangul(w))
 
 @lru_cache(maxsize=1 << 16)
 def word_key(word: str, prefix: bool) -> str:
-    """The key that finds `word` in a word view: Hangul inside runs, other words whole."""
+    """The key that finds `word` in a page's view: Hangul inside runs, other words whole."""
     if is_hangul(word):
         return word
     return f" {word}" if prefix else f" {word} "
@@ -121,8 +121,8 @@ def frequency(key: str) -> float:
 
 
 def term_key(term: Term) -> str:
-    """The key of `term`'s rarest word (every word of a phrase must be present)."""
-    return _rarest_word(term.words, term.prefixes)
+    """The key that tells `term` (`decide.exact_key`), else the key of its rarest word."""
+    return exact_key(term) or _rarest_word(term.words, term.prefixes)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -131,7 +131,7 @@ def _rarest_word(words: tuple[str, ...], prefixes: tuple[bool, ...]) -> str:
 
 
 def required(expr: Expr) -> list[frozenset[str]]:
-    """Groups of keys such that, if `expr` matches, each group has a key in the word view."""
+    """Groups of keys such that, if `expr` matches, each group has a key in the page's view."""
     if isinstance(expr, Term):
         return [frozenset((term_key(expr),))]
     if isinstance(expr, Not):
@@ -148,49 +148,6 @@ def required(expr: Expr) -> list[frozenset[str]]:
     return [frozenset().union(*(g for g in best if g is not None))]
 
 
-# What the word view must hold for a rule to match, finer than its groups: a key id; any key of
-# a set (an OR of one-word terms); all or any of several shapes (a phrase needs every word, an
-# AND every part, an OR one); True when nothing can be told (NOT).
-Shape = bool | int | frozenset[int] | tuple[str, Any]
-
-
-def _shape(expr: Expr, key_id: Callable[[str], int]) -> Shape:
-    if isinstance(expr, Term):
-        ids = [key_id(word_key(w, p)) for w, p in zip(expr.words, expr.prefixes, strict=True)]
-        return ids[0] if len(set(ids)) == 1 else ("every", frozenset(ids))
-    if isinstance(expr, Not):
-        return True
-    if isinstance(expr, Scope):
-        return _shape(expr.child, key_id)
-    sides = (expr.left, expr.right) if isinstance(expr, Near) else expr.children
-    parts = [_shape(c, key_id) for c in sides]
-    if isinstance(expr, Or):
-        if any(p is True for p in parts):
-            return True
-        if all(isinstance(p, int) and not isinstance(p, bool) for p in parts):
-            return frozenset(parts)  # type: ignore[arg-type]
-        return ("any", tuple(parts))
-    kept = tuple(p for p in parts if p is not True)
-    return True if not kept else kept[0] if len(kept) == 1 else ("all", kept)
-
-
-def _possible(shape: Shape, present: set[int]) -> bool:
-    if shape is True:
-        return True
-    if isinstance(shape, int):
-        return shape in present
-    if isinstance(shape, frozenset):
-        return not present.isdisjoint(shape)
-    kind, parts = shape
-    if kind == "every":
-        return parts <= present  # type: ignore[no-any-return]
-    if kind == "sets":
-        return all(not present.isdisjoint(keys) for keys in parts)
-    if kind == "all":
-        return all(_possible(p, present) for p in parts)
-    return any(_possible(p, present) for p in parts)
-
-
 @lru_cache(maxsize=1 << 16)
 def _cost(group: frozenset[str]) -> float:
     return sum(frequency(key) for key in group)
@@ -202,18 +159,13 @@ def _rarest(groups: list[frozenset[str]]) -> frozenset[str] | None:
     return min(groups, key=_cost)
 
 
-def _intern(shape: Shape, interned: dict[Any, Any]) -> Shape:
-    """Equal sets stored once (rules share alias sets); an AND of key sets and single keys
-    becomes ("sets", (set, ...)), every one of which must meet the keys present."""
-    if isinstance(shape, frozenset):
-        return interned.setdefault(shape, shape)  # type: ignore[no-any-return]
-    if isinstance(shape, tuple) and shape[0] != "every":
-        parts = tuple(_intern(p, interned) for p in shape[1])
-        if shape[0] == "all" and all(type(p) in (int, frozenset) for p in parts):
-            sets = (frozenset((p,)) if isinstance(p, int) else p for p in parts)
-            return ("sets", tuple(interned.setdefault(p, p) for p in sets))
-        return (shape[0], parts)
-    return shape
+def _intern(program: Program, interned: dict[Any, Any]) -> Program:
+    """Equal sets of keys stored once: rules share alias sets."""
+    if type(program) is frozenset:
+        return interned.setdefault(program, program)  # type: ignore[no-any-return]
+    if type(program) is tuple and program[0] in ("all", "any"):
+        return (program[0], tuple(_intern(p, interned) for p in program[1]))
+    return program
 
 
 @contextmanager
@@ -253,10 +205,22 @@ class RuleIndex:
         self._always: set[int] = set()  # rules without a required group
         keys: dict[str, int] = {}
         interned: dict[Any, Any] = {}  # many rules share sets of keys (alias sets)
-        self._shapes: list[Shape] = []  # what each rule needs, finer than its groups
+        self._programs: list[Program] = []  # each rule compiled for `decide.run`
         self._groups: list[tuple[frozenset[int], ...]] = [()] * len(self.rules)  # 3rd, 4th…
-        self._second: list[frozenset[int]] = [ANY] * len(self.rules)  # ANY: there is none
+        self._no_second: set[int] = set()  # rules with a single required group
         filed: dict[int, list[int]] = {}  # key id → the rules filed under it
+        second: dict[int, list[int]] = {}  # key id → the rules whose second group holds it
+
+        def key_ids(
+            term: Term,
+        ) -> list[int]:  # the key that tells it, or every word's, rarest first
+            key = exact_key(term)
+            if key is not None:
+                return [keys.setdefault(key, len(keys))]
+            words = zip(term.words, term.prefixes, strict=True)
+            found = dict.fromkeys([term_key(term), *(word_key(w, p) for w, p in words)])
+            return [keys.setdefault(key, len(keys)) for key in found]
+
         for position, rule in enumerate(self.rules):
             expr = rule.expr
             if expr is None:
@@ -264,23 +228,28 @@ class RuleIndex:
                 rule = replace(rule, expr=expr)
             self._evaluated.append(rule)
             groups = required(expr) if isinstance(expr, EXPR_TYPES) else []
-            shape: Shape = True
-            if groups and isinstance(expr, EXPR_TYPES):
-                shape = _intern(_shape(expr, lambda key: keys.setdefault(key, len(keys))), interned)
-            self._shapes.append(shape)
+            program: Program = True  # not a parsed query: `match_rule` says why
+            if isinstance(expr, EXPR_TYPES):
+                every_field = set(FIELDS) <= set(rule.fields)
+                program = _intern(compile_rule(expr, every_field, key_ids), interned)
+            self._programs.append(program)
             if not groups:
                 self._always.add(position)
                 continue
             groups = sorted(set(groups), key=_cost)
             for key in groups[0]:  # filed under its rarest group, which is then present
                 filed.setdefault(keys.setdefault(key, len(keys)), []).append(position)
-            others = (frozenset(keys[key] for key in group) for group in groups[1:])
-            checks = [interned.setdefault(g, g) for g in others]
-            if checks:
-                self._second[position] = checks.pop(0)
-            self._groups[position] = tuple(checks)
+            if len(groups) < 2:
+                self._no_second.add(position)
+                continue
+            for key in groups[1]:
+                second.setdefault(keys.setdefault(key, len(keys)), []).append(position)
+            others = (frozenset(keys[key] for key in group) for group in groups[2:])
+            self._groups[position] = tuple(interned.setdefault(g, g) for g in others)
         self._filed = {key_id: tuple(rules) for key_id, rules in filed.items()}
         self._filed_keys = frozenset(filed)
+        self._second = {key_id: tuple(rules) for key_id, rules in second.items()}
+        self._second_keys = frozenset(second)
         self._automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         for key, key_id in keys.items():
             self._automaton.add_word(key, key_id)
@@ -289,22 +258,24 @@ class RuleIndex:
         self.keys = len(keys)
 
     def present(self, texts: Iterable[str]) -> set[int]:
-        """The ids of the keys found in the word view of `texts`."""
+        """The ids of the keys found in the words of `texts`."""
+        return self._scan(Page.of({str(i): text for i, text in enumerate(texts)}))
+
+    def _scan(self, page: Page) -> set[int]:
         if not self.keys:
             return set()
-        view = word_view("\n".join(texts))
-        return {key_id for _, key_id in self._automaton.iter(view)}
+        return {key_id for _, key_id in self._automaton.iter(page.view())}
 
     def candidates(self, present: set[int], feed: str | None = None) -> list[int]:
         """Positions of the rules that may match, given the keys present, in rule order."""
-        filed = self._filed
+        filed, second = self._filed, self._second
         found = self._always.union(*map(filed.__getitem__, present & self._filed_keys))
-        # Most candidates lack their second rarest group: one set operation each rules them out.
-        present = present | ANY
-        meets, second = present.isdisjoint, self._second
-        found = {i for i in found if not meets(second[i])}
+        # Most of them lack their second rarest group: the rules holding theirs are listed
+        # the same way, and the two lists meet in one set operation.
+        found &= self._no_second.union(*map(second.__getitem__, present & self._second_keys))
+        found |= self._always
         chosen = []
-        rules, shapes, groups = self.rules, self._shapes, self._groups
+        rules, groups = self.rules, self._groups
         for i in sorted(found):
             feeds = rules[i].feeds
             if feed is not None and feeds is not None and feed not in feeds:
@@ -313,26 +284,68 @@ class RuleIndex:
                 if present.isdisjoint(keys):
                     break
             else:
-                shape = shapes[i]
-                if (type(shape) is tuple and shape[0] == "sets") or _possible(shape, present):
-                    chosen.append(i)
+                chosen.append(i)
         return chosen
 
     def match_fields(
         self, texts: Mapping[str, str], feed: str | None = None
     ) -> list[tuple[Rule, RuleMatch]]:
         """Every rule matching an article with these field texts (rules limited to feeds other
-        than `feed` are skipped; None: no rule is), in rule order, as `match_rule` says."""
-        chosen = self.candidates(self.present(texts.values()), feed)
-        if not chosen:
-            return []
-        doc = Document.from_fields(texts)
+        than `feed` are skipped; None: no rule is), in rule order, as `match_rule` says.
+
+        The candidates are decided from the article's words (`decide`); only the rules that
+        match, and those it cannot tell, are evaluated by `match_rule`, for their hits."""
+        page, decided = self._decided(texts, feed)
+        doc: Document | None = None
         found = []
-        for i in chosen:
+        for i, _ in decided:
+            if doc is None:
+                exact = page.exact
+                doc = PageDocument.of(texts, page) if exact else Document.from_fields(texts)
             match = match_rule(self._evaluated[i], doc)
             if match is not None:
                 found.append((self.rules[i], match))
         return found
+
+    def matching(self, texts: Mapping[str, str], feed: str | None = None) -> list[Rule]:
+        """The rules `match_fields` returns, without their hits: what the index decides, with
+        the reference evaluator asked only about rules the decision cannot tell."""
+        doc = None
+        found = []
+        for i, value in self._decided(texts, feed)[1]:
+            if value is None:
+                if doc is None:
+                    doc = Document.from_fields(texts)
+                value = match_rule(self._evaluated[i], doc) is not None
+            if value:
+                found.append(self.rules[i])
+        return found
+
+    def _decided(
+        self, texts: Mapping[str, str], feed: str | None
+    ) -> tuple[Page, list[tuple[int, bool | None]]]:
+        """The article's page, and each candidate that may match, with True (it does) or
+        None (ask the reference)."""
+        page = Page.of(texts)
+        present = self._scan(page)
+        chosen = self.candidates(present, feed)
+        if not chosen:
+            return page, []
+        exact = page.exact and set(page.fields) <= set(FIELDS)  # what the programs assume
+        get = self._automaton.get
+
+        def has(word: str, prefix: bool) -> bool:
+            key_id: int = get(word_key(word, prefix), -1)
+            return key_id < 0 or key_id in present  # a key not indexed: look for the word
+
+        decided: list[tuple[int, bool | None]] = []
+        for i in chosen:
+            value = None
+            if exact and self._programs[i] is not True:
+                value = run(self._programs[i], page, self._evaluated[i].fields, present, has)
+            if value is not False:
+                decided.append((i, value))
+        return page, decided
 
     def matches(self, article: Article) -> list[tuple[Rule, RuleMatch]]:
         """Every rule that matches `article` (rules limited to other feeds are skipped)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cache
+from itertools import accumulate
 
 # Hangul syllables, jamo (conjoining, compatibility, extended) and halfwidth jamo.
 _HANGUL = "\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uffa0-\uffdc"
@@ -101,48 +103,60 @@ def squeezable(gap: str) -> bool:
     return bool(gap) and all(c.isspace() or unicodedata.category(c) == "Cf" for c in gap)
 
 
-# Each kind of word alone, for `word_view`.
-_NUMBERS, _ACRONYMS = re.compile(_NUMBER_WORD), re.compile(_ACRONYM_WORD)
-_HANGUL_RUNS, _HANS, _OTHERS = (
-    re.compile(_HANGUL_WORD),
-    re.compile(_HAN_WORD),
-    re.compile(_OTHER_WORD),
-)
-_ANY_MARK = re.compile(_MARK)
-_NOT_SYLLABLE = re.compile("[^\uac00-\ud7a3]")  # precomposed syllables are their own NFKC
+_SEPARATORS = str.maketrans("", "", ",，.．")  # only numbers and acronyms can hold these
+# The tokenizer's pattern without its groups, so that it has one group of ours.
+_WORD = re.compile(re.sub(r"(?<!\\)\((?!\?)", "(?:", _TOKEN.pattern))
+_WORD_AROUND = re.compile(f"({_WORD.pattern})")  # `split` then keeps the words
 
 
-def word_view(text: str) -> str:
-    """The words of `text` in a form where many can be looked for at once (bot/index.py).
+def split_words(text: str) -> list[str]:
+    """`text` around the words `tokenize` finds, as found: [gap, word, gap, …, word, gap]
+    (one regex pass in C, no token object per word)."""
+    return _WORD_AROUND.split(text)
 
-    Every non-Hangul word stands normalized between two spaces (`" us "`, `" 28500 "`), so a
-    whole word is found as `" word "` and a prefix as `" word"`; then comes all the Hangul of
-    the text as one run, with what stood between removed, so a Hangul word is found inside an
-    eojeol and across spaced ones (`주한 미군` holds `주한미군`). The view may hold more words
-    than `tokenize` finds, never fewer: what a pre-filter needs.
 
-    The tokenizer's five kinds of word are found one kind at a time, which is several times
-    faster than the tokenizer; it comes to the same words unless a combining mark stands
-    outside a word (it can then shift where one starts), and in that case the view is taken
-    from the tokenizer itself.
-    """
-    if _ANY_MARK.search(text) is not None:
-        tokens = tokenize(text)
-        others = " ".join(t.text for t in tokens if not t.hangul)
-        hangul = "".join(t.text for t in tokens if t.hangul)
-        return f" {others} \n{hangul}\n"
-    others = normalize(" ".join(_OTHERS.findall(text)))
-    extra = []
-    if "," in text or "，" in text:
-        extra.append(" ".join(_NUMBERS.findall(text)).translate(_DROP[_NUMBER]))
-    if "." in text or "．" in text:
-        extra.append(" ".join(_ACRONYMS.findall(text)).translate(_DROP[_ACRONYM]))
-    if not text.isascii():
-        extra.append(" ".join(_HANS.findall(text)))
-        runs = _HANGUL_RUNS.findall(text)
-        hangul = "".join(runs)
-        if _NOT_SYLLABLE.search(hangul) is not None:  # jamo: normalized word by word
-            hangul = "".join(normalize(run) for run in runs)
-    else:
-        hangul = ""
-    return f" {others} {normalize(' '.join(extra))} \n{hangul}\n"
+def raw_words(parts: list[str]) -> str:
+    """The words of `split_words`, not yet normalized (numbers and acronyms without their
+    commas and dots), joined by NUL."""
+    joined = "\x00".join(parts[1::2])
+    if "." in joined:  # str.replace is much faster than str.translate
+        joined = joined.replace(".", "")
+    if "," in joined:
+        joined = joined.replace(",", "")
+    if not joined.isascii() and ("，" in joined or "．" in joined):
+        joined = joined.translate(_SEPARATORS)
+    return joined
+
+
+def word_spans(parts: list[str]) -> list[tuple[int, int]]:
+    """Where each word of `split_words` stands in the text (`tokenize`'s start and end)."""
+    ends = list(accumulate(map(len, parts)))
+    return list(zip(ends[0::2], ends[1::2], strict=False))
+
+
+_NOT_HANGUL_OR_NUL = re.compile(f"[^{_HANGUL}\x00]")
+
+
+@cache
+def _runs() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Hangul words that only spaces (or invisible format characters) separate, and those."""
+    invisible = "".join(c for c in map(chr, range(0x110000)) if unicodedata.category(c) == "Cf")
+    gap = f"[\\s{re.escape(invisible)}]+"
+    # the lookahead lets the regex engine skip to a Hangul letter (four times faster)
+    return re.compile(f"(?=[{_HANGUL}])[{_HANGUL}]+(?:{gap}[{_HANGUL}]+)*"), re.compile(gap)
+
+
+def hangul_runs(text: str) -> str:
+    """The Hangul of `text` as `match` searches it: words only spaced apart (`squeezable`)
+    joined without their spaces, `주한 미군` → `주한미군`, each such run ended by NUL; not
+    normalized."""
+    if text.isascii():
+        return ""
+    runs, gaps = _runs()
+    found = runs.findall(text)
+    if not found:
+        return ""
+    joined = "\x00".join(found).replace(" ", "")  # most gaps are one space
+    if _NOT_HANGUL_OR_NUL.search(joined) is not None:
+        joined = gaps.sub("", joined)
+    return joined + "\x00"

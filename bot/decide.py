@@ -1,0 +1,535 @@
+"""Decide whether a rule matches from the article's words alone, without the reference's tokens.
+
+A `Page` holds each field's words as the tokenizer finds them, normalized, in one string per
+field (`" w1 w2 … "`, so a word's place is found with `str.find` and counted by the spaces
+before it), and the field's Hangul runs, where a Hangul word is found across spaced eojeols.
+Pages are made in a few passes over the text in C, where the reference builds a token object
+per word.
+
+`run` (a rule compiled by `compile_rule`) and `decide` (any expression) answer True or False
+exactly as `match.evaluate` would, or None when they cannot tell cheaply (a Hangul word found
+across eojeols where its place matters, two occurrences ONEAR must order inside one eojeol);
+the caller then asks the reference evaluator. A page with conjoining jamo or a word that
+normalizing emptied is not `exact`: its rules all go to the reference. `PageDocument` lets the
+reference find the hits of a matching rule from a page and its words' offsets.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+from typing import Any
+
+from bot.expr import And, Expr, Near, Not, Or, Scope, Term, terms
+from bot.match import PARTICLES, Document, FieldIndex, Occurrence
+from bot.textnorm import hangul_runs, is_hangul, raw_words, split_words, word_spans
+
+_PARTICLE = "(?:" + "|".join(PARTICLES) + ")?"
+_is_hangul = cache(is_hangul)  # asked of the same few words of the rules again and again
+_NOT_SYLLABLE = re.compile("[^\uac00-\ud7a3\x00]")  # precomposed syllables are their own NFKC
+
+Found = list[tuple[int, int]] | None  # (first, last) word positions; None: cannot tell
+KeyPresent = Callable[[str, bool], bool]  # whether the article's view holds a word's key
+
+
+@dataclass
+class FieldWords:
+    """One field's words: `text` is `" w1 w2 … wn "` (word i follows the (i+1)th space)."""
+
+    parts: list[str]  # the text around its words (`textnorm.split_words`)
+    raw: str  # the words as written, "\\x00"-separated (for exact-case terms)
+    text: str
+    hangul: str  # the field's Hangul runs, each ended by NUL (`textnorm.hangul_runs`)
+    exact: bool  # False when normalizing emptied a word (positions would shift)
+    _spots: dict[str, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, text: str) -> FieldWords:
+        parts = split_words(text)
+        raw = raw_words(parts)
+        folded = raw.lower() if raw.isascii() else unicodedata.normalize("NFKC", raw).casefold()
+        # a word emptied or holding a space (an Arabic ligature's NFKC) would shift positions
+        exact = not raw or (
+            bool(folded)
+            and not (
+                " " in folded
+                or "\x00\x00" in folded
+                or folded.startswith("\x00")
+                or folded.endswith("\x00")
+            )
+        )
+        if raw and not exact and "\x00\x00" in f"\x00{folded}\x00":  # as the tokenizer
+            folded = "\x00".join(w for w in folded.split("\x00") if w)  # drops emptied words
+        hangul = hangul_runs(text)
+        if hangul and _NOT_SYLLABLE.search(hangul) is not None:
+            # jamo: the reference normalizes each word alone; for the scan, all of them joined
+            exact = False
+            hangul = "".join(w for w in folded.split("\x00") if _is_hangul(w)) + "\x00"
+        return cls(parts, raw, f" {folded.replace(chr(0), ' ')} ", hangul, exact)
+
+    def positions(self, needle: str) -> list[int]:
+        """The word positions where `needle` (with its spaces) starts, each once, in order."""
+        found = self._spots.get(needle)
+        if found is not None:
+            return found
+        found = []
+        text = self.text
+        at = text.find(needle)
+        while at >= 0:
+            position = text.count(" ", 0, at + 1) - 1
+            if not found or found[-1] != position:
+                found.append(position)
+            at = text.find(needle, at + 1)
+        self._spots[needle] = found
+        return found
+
+    @cached_property
+    def words(self) -> list[str]:
+        """The words, in order."""
+        return self.text[1:-1].split(" ")
+
+    @cached_property
+    def cased(self) -> list[str]:
+        """Each word in NFKC without case folding (what `{US}` is compared with)."""
+        return unicodedata.normalize("NFKC", self.raw).split("\x00")
+
+
+@dataclass
+class Page:
+    """An article's fields as words, and the view of them the automaton scans."""
+
+    fields: Mapping[str, FieldWords]
+
+    @classmethod
+    def of(cls, texts: Mapping[str, str]) -> Page:
+        return cls({name: FieldWords.of(text) for name, text in texts.items()})
+
+    @property
+    def exact(self) -> bool:
+        return all(f.exact for f in self.fields.values())
+
+    def view(self) -> str:
+        """Every field's words between spaces, then its Hangul runs."""
+        return "".join(f"{f.text}\n{f.hangul}\n" for f in self.fields.values())
+
+
+def exact_key(term: Term) -> str | None:
+    """The one key whose presence in a page's view says that `term` is in the article: a
+    word between spaces (`" usfk "`), a prefix (`" troop"`), a Hangul word (searched in the
+    runs), or a phrase of non-Hangul words with a `*` on its last word only (`" south korea "`:
+    the words stand in order between single spaces). None for exact-case terms and phrases
+    with Hangul words, which are looked for word by word."""
+    words = term.words
+    if term.cased is not None:
+        return None
+    if len(words) == 1:
+        if _is_hangul(words[0]):
+            return words[0]
+        return f" {words[0]}" if term.prefixes[0] else f" {words[0]} "
+    if any(term.prefixes[:-1]) or any(_is_hangul(w) for w in words):
+        return None
+    return " " + " ".join(words) + ("" if term.prefixes[-1] else " ")
+
+
+# A rule compiled for `run`: a key id (a term whose one key tells exactly whether it is
+# there, `exact_key`), a set of them (any of), ("term", key id(s), Term) for a term to look
+# for once its keys are there, ("near", Near, keys, keys, terms, terms) for a NEAR (each side
+# needs one of its keys), ("expr", Expr) for a NOT or field scope, and ("all"/"any", parts).
+Program = bool | int | frozenset[int] | tuple[Any, ...]
+
+
+def compile_rule(expr: Expr, every_field: bool, key_id: Callable[[Term], list[int]]) -> Program:
+    """`expr` as a Program; `every_field`: the rule searches every field of the article, so a
+    plain word's key present anywhere is the word present (`key_id`: the ids of a term's
+    keys, its rarest word's first)."""
+    if isinstance(expr, Term):
+        ids = key_id(expr)
+        if every_field and exact_key(expr) is not None:
+            return ids[0]
+        return ("term", _ids(ids), expr)
+    if not isinstance(expr, And | Or):
+        found = {t: key_id(t) for t in terms(expr)}  # indexed, so that `has` tells absence
+        if isinstance(expr, Near):  # each side needs the rarest word of one of its terms
+            sides = (terms(expr.left), terms(expr.right))
+            need = (frozenset(found[t][0] for t in side) for side in sides)
+            keyed = (tuple((t, _ids(found[t])) for t in side) for side in sides)
+            return ("near", expr, *need, *keyed)
+        return ("expr", expr)
+    parts = [compile_rule(child, every_field, key_id) for child in expr.children]
+    if isinstance(expr, And):  # the parts told by keys alone first: they rule most rules out
+        return ("all", tuple(sorted(parts, key=lambda p: type(p) not in (int, frozenset))))
+    keys = frozenset(p for p in parts if type(p) is int).union(
+        *(p for p in parts if type(p) is frozenset)
+    )
+    rest = tuple(p for p in parts if type(p) not in (int, frozenset))
+    if not rest:
+        return keys
+    return ("any", (keys, *rest) if keys else rest)
+
+
+def _ids(ids: list[int]) -> int | tuple[int, ...]:
+    return ids[0] if len(ids) == 1 else tuple(ids)
+
+
+def _held(ids: int | tuple[int, ...], present: set[int]) -> bool:
+    return ids in present if type(ids) is int else present.issuperset(ids)  # type: ignore[arg-type]
+
+
+def run(
+    program: Program, page: Page, fields: tuple[str, ...], present: set[int], has: KeyPresent
+) -> bool | None:
+    """A compiled rule's `decide`, most of it by set operations on the keys present."""
+    kind = type(program)
+    if kind is int:
+        return program in present
+    if kind is frozenset:
+        return not present.isdisjoint(program)  # type: ignore[arg-type]
+    if kind is bool:
+        return program  # type: ignore[return-value]
+    what, part = program[0], program[1]  # type: ignore[index]
+    if what == "term":
+        return _look(program[2], page, fields) if _held(part, present) else False  # type: ignore[index]
+    if what == "near":
+        need_left: frozenset[int] = program[2]  # type: ignore[index]
+        need_right: frozenset[int] = program[3]  # type: ignore[index]
+        left: tuple[tuple[Term, Any], ...] = program[4]  # type: ignore[index]
+        right: tuple[tuple[Term, Any], ...] = program[5]  # type: ignore[index]
+        if present.isdisjoint(need_left) or present.isdisjoint(need_right):
+            return False
+        there = [[t for t, ids in side if _held(ids, present)] for side in (left, right)]
+        return _close(part, there[0], there[1], page, fields)
+    if what == "expr":
+        return decide(part, page, fields, has)
+    unsure = False
+    if what == "all":
+        for child in part:
+            if type(child) is frozenset:  # the usual part, told without a call
+                if present.isdisjoint(child):
+                    return False
+                continue
+            value = run(child, page, fields, present, has)
+            if value is False:
+                return False
+            unsure = unsure or value is None
+        return None if unsure else True
+    for child in part:
+        if type(child) is frozenset:
+            if not present.isdisjoint(child):
+                return True
+            continue
+        value = run(child, page, fields, present, has)
+        if value:
+            return True
+        unsure = unsure or value is None
+    return None if unsure else False
+
+
+def decide(expr: Expr, page: Page, fields: tuple[str, ...], has: KeyPresent) -> bool | None:
+    """Whether `expr` matches `page` in `fields`, as `match.evaluate` says; None: ask it."""
+    if isinstance(expr, Term):
+        return _present(expr, page, fields, has)
+    if isinstance(expr, Not):
+        value = decide(expr.child, page, fields, has)
+        return None if value is None else not value
+    if isinstance(expr, Scope):
+        return decide(expr.child, page, tuple(f for f in fields if f == expr.name), has)
+    if isinstance(expr, Near):
+        return _near(expr, page, fields, has)
+    unsure = False
+    if isinstance(expr, And):
+        for child in expr.children:
+            value = decide(child, page, fields, has)
+            if value is False:
+                return False
+            unsure = unsure or value is None
+        return None if unsure else True
+    for child in expr.children:  # an Or
+        value = decide(child, page, fields, has)
+        if value:
+            return True
+        unsure = unsure or value is None
+    return None if unsure else False
+
+
+def _absent(term: Term, has: KeyPresent) -> bool:
+    """True when a word of `term` is nowhere in the article (the usual case)."""
+    return not all(has(w, p) for w, p in zip(term.words, term.prefixes, strict=True))
+
+
+def _present(term: Term, page: Page, fields: tuple[str, ...], has: KeyPresent) -> bool | None:
+    return False if _absent(term, has) else _look(term, page, fields)
+
+
+def _look(term: Term, page: Page, fields: tuple[str, ...]) -> bool | None:
+    """Whether `term` is in one of `fields` (its keys are in the article)."""
+    hangul = all(_is_hangul(w) for w in term.words)
+    unsure = False
+    for name in fields:
+        words = page.fields.get(name)
+        if words is None:
+            continue
+        if hangul:  # searched in the field's runs, as the reference does
+            if len(term.words) == 1:
+                if term.words[0] in words.hangul:
+                    return True
+            elif _hangul_pattern(term.words).search(words.hangul):
+                return True
+            continue
+        key = exact_key(term)
+        if key is not None:  # the usual term: a word or a phrase, found or not
+            if key in words.text:
+                return True
+            continue
+        found = _locate(term, words)
+        if found:
+            return True
+        unsure = unsure or found is None
+    return None if unsure else False
+
+
+def _locate(term: Term, words: FieldWords) -> Found:
+    """Where `term` stands in one field, as (first, last) word positions."""
+    if len(term.words) > 1 or not _is_hangul(term.words[0]):
+        key = exact_key(term)
+        if key is not None:  # the words in order between single spaces
+            last = len(term.words) - 1
+            return [(i, i + last) for i in words.positions(key)]
+    if all(_is_hangul(w) for w in term.words):
+        return _hangul_term(term, words)
+    per_word = []
+    for k, (word, prefix) in enumerate(zip(term.words, term.prefixes, strict=True)):
+        if _is_hangul(word):  # inside a Hangul word, within a phrase
+            spots = words.positions(word)
+        else:
+            spots = words.positions(f" {word}" if prefix else f" {word} ")
+        if term.cased is not None and spots and not _is_hangul(word):
+            cased, want = words.cased, term.cased[k]
+            if prefix:
+                spots = [i for i in spots if cased[i].startswith(want)]
+            else:
+                spots = [i for i in spots if cased[i] == want]
+        if not spots:
+            return []
+        per_word.append(spots)
+    if len(per_word) == 1:
+        return [(i, i) for i in per_word[0]]
+    later = [set(spots) for spots in per_word[1:]]
+    last = len(per_word) - 1
+    return [
+        (i, i + last)
+        for i in per_word[0]
+        if all(i + k + 1 in spots for k, spots in enumerate(later))
+    ]
+
+
+def _hangul_term(term: Term, words: FieldWords) -> Found:
+    """A Hangul term's places, known when every occurrence lies inside one eojeol."""
+    if len(term.words) > 1:  # found across eojeols, particles between: the reference knows
+        return None if _hangul_pattern(term.words).search(words.hangul) else []
+    word = term.words[0]
+    across = words.hangul.count(word)
+    if not across:
+        return []
+    if words.text.count(word) != across or _overlaps(word):
+        return None  # an occurrence spans eojeols (or may)
+    return [(i, i) for i in words.positions(word)]
+
+
+@cache
+def _hangul_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    """Hangul words together, spaced or not, particles allowed between them (as `match`)."""
+    return re.compile(_PARTICLE.join(re.escape(w) for w in words))
+
+
+def _overlaps(word: str) -> bool:
+    """Whether two occurrences of `word` can overlap (a proper prefix is also a suffix)."""
+    return any(word[:k] == word[-k:] for k in range(1, len(word)))
+
+
+def _near(expr: Near, page: Page, fields: tuple[str, ...], has: KeyPresent) -> bool | None:
+    left = [t for t in terms(expr.left) if not _absent(t, has)]
+    right = [t for t in terms(expr.right) if not _absent(t, has)] if left else []
+    return _close(expr, left, right, page, fields)
+
+
+def _close(
+    expr: Near, left: list[Term], right: list[Term], page: Page, fields: tuple[str, ...]
+) -> bool | None:
+    """Whether a term of `left` stands close enough to one of `right` (`expr`'s distance and
+    order), in one of `fields`; the terms given are those whose words the article holds."""
+    if not left or not right:
+        return False
+    unsure = False
+    n = expr.distance
+    for name in fields:
+        words = page.fields.get(name)
+        if words is None:
+            continue
+        sides: list[list[tuple[int, int, bool]]] = []
+        for side in (left, right):
+            found: list[tuple[int, int, bool]] = []
+            for t in side:
+                spots = _locate(t, words)
+                if spots is None:
+                    unsure = True
+                    continue
+                edge = _is_hangul(t.words[0]) or _is_hangul(t.words[-1])
+                found += [(first, last, edge) for first, last in spots]
+            if not found:
+                break
+            sides.append(found)
+        else:
+            close = _pair(expr, n, sides[0], sides[1])
+            if close:
+                return True
+            unsure = unsure or close is None
+    return None if unsure else False
+
+
+def _pair(
+    expr: Near, n: int, left: list[tuple[int, int, bool]], right: list[tuple[int, int, bool]]
+) -> bool | None:
+    """Whether an occurrence (first, last, starts or ends in Hangul) of `left` is close enough
+    to one of `right`, in order for ONEAR; None when only the order inside one eojeol tells."""
+    unsure = False
+    for a_first, a_last, a_edge in left:
+        for b_first, b_last, b_edge in right:
+            if max(0, max(a_first, b_first) - min(a_last, b_last)) > n:
+                continue
+            if not expr.ordered or a_first < b_first:
+                return True
+            if a_first == b_first:
+                if a_edge or b_edge:  # where inside one eojeol each starts
+                    unsure = True
+                elif a_last < b_last:
+                    return True
+    return None if unsure else False
+
+
+class _Fields(Mapping[str, FieldIndex]):
+    """Fields tokenized for the reference evaluator only when it asks for one."""
+
+    def __init__(self, texts: Mapping[str, str]) -> None:
+        self._texts = texts
+        self._built: dict[str, FieldIndex] = {}
+
+    def __getitem__(self, name: str) -> FieldIndex:
+        built = self._built.get(name)
+        if built is None:
+            built = self._built[name] = FieldIndex.build(self._texts[name])
+        return built
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+
+@dataclass(frozen=True)
+class PageDocument(Document):
+    """A `Document` that finds most terms from a page and each word's offsets, without a
+    token object per word: the reference evaluator then reports the very hits it would with
+    the article tokenized. A Hangul term found across eojeols, or with particles, is left to
+    the tokenized field (made then)."""
+
+    page: Page | None = field(default=None, compare=False, repr=False)
+    texts: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, texts: Mapping[str, str], page: Page) -> PageDocument:
+        """For an exact page (`Page.exact`) of `texts`."""
+        vocabulary = frozenset().union(*(f.text.split() for f in page.fields.values()))
+        hangul = "\n".join(f.hangul for f in page.fields.values())
+        return cls(_Fields(texts), vocabulary, hangul, page=page, texts=texts)
+
+    def _term_spans(self, term: Term, fields: tuple[str, ...]) -> tuple[Occurrence, ...]:
+        assert self.page is not None
+        found: list[Occurrence] = []
+        for name in fields:
+            words = self.page.fields.get(name)
+            if words is None:
+                continue
+            spans = self._spans(name)
+            if all(_is_hangul(w) for w in term.words):
+                if len(term.words) > 1 or _hangul_term(term, words) is None:
+                    found += super()._term_spans(term, (name,))  # the runs tell
+                    continue
+                found += _inside_words(name, term.words[0], words, spans)
+                continue
+            if len(term.words) == 1 and term.cased is None:  # the usual term: its places
+                word = term.words[0]
+                places = words.positions(f" {word}" if term.prefixes[0] else f" {word} ")
+                found += [Occurrence(name, *spans[i], i, i) for i in places]
+                continue
+            per_word = []
+            for k, (word, prefix) in enumerate(zip(term.words, term.prefixes, strict=True)):
+                if _is_hangul(word):  # its first place inside each Hangul word holding it
+                    texts = words.words
+                    at = {i: _first_inside(word, texts[i], spans[i]) for i in words.positions(word)}
+                else:
+                    places = words.positions(f" {word}" if prefix else f" {word} ")
+                    if term.cased is not None:
+                        want, cased = term.cased[k], words.cased
+                        places = [
+                            i
+                            for i in places
+                            if (cased[i].startswith(want) if prefix else cased[i] == want)
+                        ]
+                    at = {i: spans[i] for i in places}
+                per_word.append(at)
+            last = len(per_word) - 1
+            for first, (start, _) in sorted(per_word[0].items()):
+                if all(first + k in spans_k for k, spans_k in enumerate(per_word)):
+                    end = per_word[last][first + last][1]
+                    found.append(Occurrence(name, start, end, first, first + last))
+        return tuple(found)
+
+    def _spans(self, name: str) -> list[tuple[int, int]]:
+        """Where each word of field `name` stands in its text."""
+        cache = self._word_spans
+        spans = cache.get(name)
+        if spans is None:
+            spans = cache[name] = word_spans(self.page.fields[name].parts)  # type: ignore[union-attr]
+        return spans
+
+    @cached_property
+    def _word_spans(self) -> dict[str, list[tuple[int, int]]]:
+        return {}
+
+
+def _first_inside(word: str, text: str, span: tuple[int, int]) -> tuple[int, int]:
+    """`match._inner_span`: `word`'s first place in a Hangul word (all of it when NFKC
+    changed its length)."""
+    start, end = span
+    if len(text) != end - start:
+        return span
+    at = start + text.index(word)
+    return at, at + len(word)
+
+
+def _inside_words(
+    name: str, word: str, words: FieldWords, spans: list[tuple[int, int]]
+) -> list[Occurrence]:
+    """Every place of a Hangul word, known to lie inside single eojeols (`_hangul_term`)."""
+    found = []
+    texts = words.words
+    for i in words.positions(word):
+        text, (start, end) = texts[i], spans[i]
+        same = len(text) == end - start  # else offsets inside it are unknown: all of it
+        at = text.find(word)
+        while at >= 0:
+            found.append(
+                Occurrence(
+                    name,
+                    start + at if same else start,
+                    start + at + len(word) if same else end,
+                    i,
+                    i,
+                )
+            )
+            at = text.find(word, at + len(word))
+    return found
