@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
@@ -106,3 +108,18 @@ async def run_once(config_path: Path, slack: SlackDouble, clock: FixedClock) -> 
         return [outcome.status for outcome in await app.run_once()]
     finally:
         await app.close()
+
+
+def with_app(
+    config_path: Path, slack: SlackDouble, clock: FixedClock, body: Callable[[App], Awaitable[None]]
+) -> None:
+    """Run `body` on a bot started on `config_path`, closing the bot whatever happens."""
+
+    async def main() -> None:
+        app = make_app(config_path, slack, clock)
+        try:
+            await body(app)
+        finally:
+            await app.close()
+
+    asyncio.run(main())

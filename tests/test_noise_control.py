@@ -3,14 +3,13 @@ real slack-sdk → Slack double, with a FixedClock for the windows."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from bot.clock import FixedClock
 from bot.noise import Hold, Plan
 from bot.store import Store
 from tests.crash import REPO, prepare
-from tests.e2e import Item, make_app, message_text, rss
+from tests.e2e import Item, message_text, rss, with_app
 from tests.factories import alert, write
 from tests.feedserver import FeedServer
 from tests.slackdouble import TOKEN, SlackDouble
@@ -89,19 +88,6 @@ def titles(double: SlackDouble, channel: str) -> list[list[str]]:
     return found
 
 
-def scenario(
-    config: Path, double: SlackDouble, clock: FixedClock, body: Callable[[App], Awaitable[None]]
-) -> None:
-    async def main() -> None:
-        app = make_app(config, double, clock)
-        try:
-            await body(app)
-        finally:
-            await app.close()
-
-    asyncio.run(main())
-
-
 DIGEST = (
     "channel: '#alliance'\nquery: USFK\ndelivery: {digest: '0 9 * * *', timezone: Asia/Seoul}\n"
 )
@@ -150,7 +136,7 @@ def test_the_9am_seoul_digest_holds_exactly_the_matches_since_the_last_one_and_n
         await app.drain()
         assert len(double.messages("#alliance")) == 3  # nothing new: no empty digest
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
 
 
 def test_feed_text_never_mentions_anyone_while_the_rules_mention_is_there(
@@ -169,7 +155,7 @@ def test_feed_text_never_mentions_anyone_while_the_rules_mention_is_there(
         clock.set(NINE_KST)
         await app.drain()
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     immediate, digest_message = double.messages("#alliance")
     for message, mention in ((immediate, "<!here>"), (digest_message, "<!subteam^S0ALLY>")):
         text = message_text(message)
@@ -194,7 +180,7 @@ def test_a_capped_rule_rolls_its_overflow_into_its_digest_with_one_note(
         clock.set(NINE_KST)
         await app.drain()
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     messages = double.messages("#alliance")
     notes = [m for m in messages if "reached its limit" in str(m["text"])]
     assert len(notes) == 1, "one note, not one per held alert"
@@ -231,7 +217,7 @@ def test_a_capped_rule_without_a_digest_sends_one_catch_up_when_its_hour_reopens
         feed_server.add("/wire.xml", rss(items))
         await app.run_once()
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     texts = [str(m["text"]) for m in double.messages("#troops")]
     assert "reached its limit of 1 alert an hour" in texts[1]
     assert "one catch-up message at 2025-07-31 16:00 KST" in texts[1]
@@ -271,7 +257,7 @@ def test_alerts_during_quiet_hours_arrive_as_one_message_when_they_end(
         feed_server.add("/wire.xml", rss(items))
         await app.run_once()
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     held, _ = double.messages("#alliance")
     text = message_text(held)
     assert text.startswith("<!subteam^S0ALLY> *Held during quiet hours* · 3 matches")
@@ -293,15 +279,15 @@ def test_a_digest_missed_while_the_bot_was_down_is_sent_at_start_up_once(
     async def before(app: App) -> None:
         await app.run_once()
 
-    scenario(config, double, clock, before)
+    with_app(config, double, clock, before)
     assert double.messages() == []
     clock.set(NINE_KST + timedelta(days=2, hours=3))  # down through two digest times
 
     async def after(app: App) -> None:
         await app.drain()  # start-up's first delivery pass
 
-    scenario(config, double, clock, after)
-    scenario(config, double, clock, after)  # and once more: nothing is sent twice
+    with_app(config, double, clock, after)
+    with_app(config, double, clock, after)  # and once more: nothing is sent twice
     assert titles(double, "#alliance") == [["USFK troop levels under review"]]
     assert str(double.messages("#alliance")[0]["text"]).startswith("*Digest* · usfk-digest")
 
@@ -337,7 +323,7 @@ def test_a_digest_at_a_wall_time_repeated_in_autumn_goes_out_once_that_night(
         clock.set(second + timedelta(days=1))  # 01:30 EST on 3 November
         await app.drain()
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     assert titles(double, "#alliance") == [
         ["USFK story before the first 01:30"],
         ["USFK story between the two"],
@@ -364,7 +350,7 @@ def test_a_digest_survives_an_outage_or_a_crash_between_post_and_mark(
             double.drop_after_accept(times=1)  # Slack takes it; the answer never arrives
         await app.deliver()
 
-    scenario(config, double, clock, hold)  # then the bot stops, as after a crash
+    with_app(config, double, clock, hold)  # then the bot stops, as after a crash
     assert len(double.messages("#alliance")) == (0 if fault == "outage" else 1)
     double.clear_faults()
     clock.advance(minutes=20)
@@ -372,7 +358,7 @@ def test_a_digest_survives_an_outage_or_a_crash_between_post_and_mark(
     async def restart(app: App) -> None:
         await app.drain()
 
-    scenario(config, double, clock, restart)
+    with_app(config, double, clock, restart)
     assert titles(double, "#alliance") == [["USFK troop levels under review"]]  # exactly once
     assert str(double.messages("#alliance")[0]["text"]).startswith("*Digest* · usfk-digest")
     if fault == "lost-answer":
@@ -391,7 +377,7 @@ def test_a_digest_of_200_long_matches_is_one_message_the_double_accepts_with_blo
         clock.set(NINE_KST)
         await app.drain()
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     (digest,) = double.messages("#alliance")
     (post,) = double.posts("#alliance")
     assert post.body.get("blocks"), "blocks within limits, not the plain fallback"
@@ -410,7 +396,7 @@ def test_operational_notices_show_times_in_the_display_timezone(
     async def body(app: App) -> None:
         await app.run_once()
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     (notice,) = double.messages("#ops")
     assert "failing since 2025-07-31 15:00 KST" in str(notice["text"])
 
@@ -429,7 +415,7 @@ def test_two_feeds_polled_at_once_never_both_take_a_caps_last_place(
     async def body(app: App) -> None:
         await app.run_once()  # both feeds polled concurrently
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     shown = titles(double, "#troops")
     assert len(shown) == 2 and len(shown[0]) == 1 and shown[1] == []  # one alert, one note
 

@@ -40,21 +40,10 @@ from tests.factories import alert, article
 from tests.feedserver import FeedServer
 from tests.shared import CORPUS, need
 from tests.slackdouble import TOKEN, SlackDouble
+from tests.story_texts import LEAD, REWRITE
 
 NOW = datetime(2025, 7, 31, 6, 0, tzinfo=UTC)
 
-LEAD = (
-    "The US Army deactivated an attack helicopter squadron at Camp Humphreys in Pyeongtaek "
-    "last month, a Congressional Research Service report said on Thursday. The squadron of "
-    "about 500 soldiers flew Apache helicopters and Shadow drones, and its deactivation comes "
-    "as Washington reviews the size and role of its forces in South Korea."
-)
-REWRITE = (
-    "An attack helicopter squadron of the US Army at Camp Humphreys in Pyeongtaek was "
-    "deactivated last month, according to a Congressional Research Service report released "
-    "on Thursday. The squadron of about 500 soldiers flew Apache helicopters and Shadow "
-    "drones; the move comes as Washington reviews the size and role of its forces in Korea."
-)
 OTHER = (
     "The Marine Corps will take back operational control of two divisions from the Army "
     "after fifty years, the defense ministry said, and plans a new operations command led "

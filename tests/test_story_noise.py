@@ -4,10 +4,9 @@ FixedClock."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,10 +18,11 @@ from bot.clock import FixedClock
 from bot.noise import Hold, Plan
 from bot.store import Store
 from bot.story import StoryGrouping, StoryPolicy, signature
-from tests.e2e import Item, make_app, message_text, rss
+from tests.e2e import Item, message_text, rss, with_app
 from tests.factories import alert, article, write
 from tests.feedserver import FeedServer
 from tests.slackdouble import SlackDouble
+from tests.story_texts import LEAD, REWRITE
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,18 +32,6 @@ MORNING = datetime(2025, 7, 31, 22, 0, tzinfo=UTC)  # 07:00 in Seoul: quiet hour
 QUIET = "channels:\n  '#korea': {quiet_hours: '22:00-07:00', timezone: Asia/Seoul}"
 MENTION_TOKEN = re.compile(r"<[!@][^>]*>")  # every mention token Slack would act on
 
-LEAD = (
-    "The US Army deactivated an attack helicopter squadron at Camp Humphreys in Pyeongtaek "
-    "last month, a Congressional Research Service report said on Thursday. The squadron of "
-    "about 500 soldiers flew Apache helicopters and Shadow drones, and its deactivation comes "
-    "as Washington reviews the size and role of its forces in South Korea."
-)
-REWRITE = (
-    "An attack helicopter squadron of the US Army at Camp Humphreys in Pyeongtaek was "
-    "deactivated last month, according to a Congressional Research Service report released "
-    "on Thursday. The squadron of about 500 soldiers flew Apache helicopters and Shadow "
-    "drones; the move comes as Washington reviews the size and role of its forces in Korea."
-)
 OTHER = (
     "The Marine Corps will take back operational control of two divisions from the Army "
     "after fifty years, the defense ministry said, and plans a new squadron command led "
@@ -95,19 +83,6 @@ def publish(feeds: FeedServer, feed: str, guid: str, title: str, body: str, when
     feeds.add(f"/{feed}.xml", rss([item], title=f"Wire {feed.title()}"))
 
 
-def scenario(
-    config: Path, double: SlackDouble, clock: FixedClock, body: Callable[[App], Awaitable[None]]
-) -> None:
-    async def main() -> None:
-        app = make_app(config, double, clock)
-        try:
-            await body(app)
-        finally:
-            await app.close()
-
-    asyncio.run(main())
-
-
 def test_a_copy_arriving_in_quiet_hours_waits_for_their_end_then_goes_into_the_thread(
     tmp_path: Path, feed_server: FeedServer, double: SlackDouble, clock: FixedClock
 ) -> None:
@@ -128,7 +103,7 @@ def test_a_copy_arriving_in_quiet_hours_waits_for_their_end_then_goes_into_the_t
         clock.set(MORNING)
         await app.drain()
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     top = double.top_level("#korea")
     assert len(top) == 1, "the copy is no quiet-hours batch of its own"
     (reply,) = double.replies("#korea", top[0]["ts"])
@@ -163,7 +138,7 @@ def test_a_story_held_in_quiet_hours_lists_its_night_copies_on_its_line_and_a_la
         publish(feed_server, "one", "a2", "Helicopter squadron deactivated", LEAD, clock.now())
         await app.run_once()
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     batch, morning = double.top_level("#korea")
     text = message_text(batch)
     assert "Held during quiet hours" in text and "1 match" in text
@@ -192,7 +167,7 @@ def test_a_copy_of_a_posted_story_goes_into_its_thread_beyond_the_rules_hourly_c
         publish(feed_server, "one", "d1", "Marines take back two divisions", OTHER, clock.now())
         await app.run_once()  # the cap's second place: the copies did not take it
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     first, other = double.top_level("#korea")
     assert FIRST_TITLE in message_text(first) and "Marines" in message_text(other)
     replies = double.replies("#korea", first["ts"])
@@ -223,7 +198,7 @@ def test_beyond_the_cap_a_new_story_still_rolls_over_while_a_copy_threads(
         clock.set(DAY + timedelta(hours=1))
         await app.drain()
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     first, note, catch_up = double.top_level("#korea")
     assert "reached its limit" in message_text(note)
     assert "Marines" in message_text(catch_up) and COPY_TITLE not in message_text(catch_up)
@@ -257,7 +232,7 @@ def test_in_a_channel_with_an_immediate_and_a_digest_rule_a_copy_threads_and_ski
         clock.set(nine)
         await app.drain()
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     first, digest = double.top_level("#korea")
     (reply,) = double.replies("#korea", first["ts"])
     assert "also reported by Wire Two" in reply["text"]
@@ -280,7 +255,7 @@ def test_feed_text_never_mentions_anyone_in_a_thread_reply(
         publish(feed_server, "two", "b1", loud, body_text, clock.now())
         await app.run_once()
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     (first,) = double.top_level("#korea")
     assert set(MENTION_TOKEN.findall(message_text(first))) == {"<!subteam^S0KOREA>"}
     (reply,) = double.replies("#korea", first["ts"])
@@ -360,7 +335,7 @@ def test_noise_control_and_story_rows_are_pruned_once_past_their_use(
         clock.set(MORNING + timedelta(days=4))
         await app.drain()
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     messages = double.top_level("#korea")
     assert len(messages) == 4 and "Squadron returns" in message_text(messages[-1])
 
@@ -418,7 +393,7 @@ def test_with_edits_thread_each_substantive_edit_is_told_once_in_the_alerts_thre
             await app.run_once()
             clock.advance(minutes=10)
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     (first,) = double.top_level("#korea")
     replies = double.replies("#korea", first["ts"])
     assert [r["text"].split("|")[-1] for r in replies] == [
@@ -447,7 +422,7 @@ def test_an_edit_of_a_threaded_copy_goes_into_its_storys_thread(
         publish(feed_server, "two", "b1", f"{COPY_TITLE}, Army says", REWRITE, DAY)
         await app.run_once()
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     (first,) = double.top_level("#korea")
     copy, edit = double.replies("#korea", first["ts"])
     assert "also reported by Wire Two" in copy["text"]
@@ -474,7 +449,7 @@ def test_an_edit_whose_answer_was_lost_is_found_in_the_thread_not_posted_again(
         clock.advance(minutes=20)
         await app.drain()
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     (first,) = double.top_level("#korea")
     (edit,) = double.replies("#korea", first["ts"])
     assert edit["text"].startswith("updated: ")
@@ -499,7 +474,7 @@ def test_an_edit_seen_in_quiet_hours_is_told_when_they_end(
         clock.set(MORNING)
         await app.drain()
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     (first,) = double.top_level("#korea")
     (edit,) = double.replies("#korea", first["ts"])
     assert edit["text"].startswith("updated: ") and float(edit["ts"]) >= MORNING.timestamp()
@@ -531,7 +506,7 @@ def test_a_digest_rules_copy_of_a_story_whose_first_post_was_parked_waits_for_th
         clock.set(nine)
         await app.drain()
 
-    scenario(config, double, clock, body)
+    with_app(config, double, clock, body)
     (digest,) = double.top_level("#korea")
     assert "Digest" in message_text(digest) and COPY_TITLE in message_text(digest)
 
