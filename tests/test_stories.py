@@ -9,6 +9,7 @@ import json
 import random
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -111,8 +112,14 @@ def run(rt: Runtime, passes: int = 3, every: float = 1.0) -> list[DeliveryReport
     return asyncio.run(main())
 
 
-def close(rt: Runtime) -> None:
-    asyncio.run(rt.close())
+@contextmanager
+def running(tmp_path: Path, double: SlackDouble, clock: FixedClock) -> Iterator[Runtime]:
+    """A bot's runtime over the state in `tmp_path`, closed on leaving (a stop or a crash)."""
+    rt = runtime(tmp_path, double, clock)
+    try:
+        yield rt
+    finally:
+        asyncio.run(rt.close())
 
 
 def readable(message: dict[str, object]) -> str:
@@ -168,8 +175,7 @@ def test_a_bare_headline_is_not_contained_in_every_article_using_its_words() -> 
 def test_a_near_duplicate_goes_into_the_thread_and_the_first_post_shows_the_count(
     tmp_path: Path, double: SlackDouble, clock: FixedClock
 ) -> None:
-    rt = runtime(tmp_path, double, clock)
-    try:
+    with running(tmp_path, double, clock) as rt:
         queue(rt, [FIRST])
         run(rt)
         clock.advance(minutes=30)
@@ -178,8 +184,6 @@ def test_a_near_duplicate_goes_into_the_thread_and_the_first_post_shows_the_coun
         clock.advance(minutes=30)
         queue(rt, [THIRD])
         run(rt)
-    finally:
-        close(rt)
     top = double.top_level("#korea")
     assert [m["text"].split("|")[1].split(">")[0] for m in top] == [FIRST.title, UNRELATED.title]
     replies = double.replies("#korea", top[0]["ts"])
@@ -197,15 +201,12 @@ def test_a_near_duplicate_goes_into_the_thread_and_the_first_post_shows_the_coun
 def test_a_copy_after_the_window_is_a_new_post(
     tmp_path: Path, double: SlackDouble, clock: FixedClock
 ) -> None:
-    rt = runtime(tmp_path, double, clock)
-    try:
+    with running(tmp_path, double, clock) as rt:
         queue(rt, [FIRST], policy=StoryPolicy(window=timedelta(hours=6)))
         run(rt)
         clock.advance(hours=7)
         queue(rt, [SECOND], policy=StoryPolicy(window=timedelta(hours=6)))
         run(rt)
-    finally:
-        close(rt)
     assert len(double.top_level("#korea")) == 2
     assert double.updates() == []
 
@@ -213,14 +214,11 @@ def test_a_copy_after_the_window_is_a_new_post(
 def test_each_channel_threads_its_own_copies(
     tmp_path: Path, double: SlackDouble, clock: FixedClock
 ) -> None:
-    rt = runtime(tmp_path, double, clock)
-    try:
+    with running(tmp_path, double, clock) as rt:
         queue(rt, [FIRST], channels=("#korea",))
         run(rt)
         queue(rt, [SECOND], channels=("#korea", "#defense"))
         run(rt)
-    finally:
-        close(rt)
     assert len(double.top_level("#korea")) == 1
     assert len(double.replies("#korea", double.top_level("#korea")[0]["ts"])) == 1
     defense = double.top_level("#defense")
@@ -230,8 +228,7 @@ def test_each_channel_threads_its_own_copies(
 def test_a_reply_waits_for_its_first_post_through_an_outage(
     tmp_path: Path, double: SlackDouble, clock: FixedClock
 ) -> None:
-    rt = runtime(tmp_path, double, clock)
-    try:
+    with running(tmp_path, double, clock) as rt:
         double.fail_http(503, times=None)
         queue(rt, [FIRST])
         clock.advance(seconds=1)
@@ -241,8 +238,6 @@ def test_a_reply_waits_for_its_first_post_through_an_outage(
         double.clear_faults()
         clock.advance(minutes=20)  # past every backoff
         run(rt, passes=5)
-    finally:
-        close(rt)
     top = double.top_level("#korea")
     assert len(top) == 1 and FIRST.title in top[0]["text"]
     assert len(double.replies("#korea", top[0]["ts"])) == 2
@@ -252,25 +247,19 @@ def test_a_reply_waits_for_its_first_post_through_an_outage(
 def test_an_update_that_fails_is_done_after_a_restart_and_nothing_is_posted_twice(
     tmp_path: Path, double: SlackDouble, clock: FixedClock
 ) -> None:
-    rt = runtime(tmp_path, double, clock)
-    try:
+    with running(tmp_path, double, clock) as rt:  # the bot stops with the count not yet shown
         queue(rt, [FIRST])
         run(rt)
         double.fail_http(503, times=None, method="chat.update")
         queue(rt, [SECOND])
         run(rt)
-    finally:
-        close(rt)  # the bot stops with the count not yet shown
     top = double.top_level("#korea")
     assert len(double.replies("#korea", top[0]["ts"])) == 1
     assert "also reported" not in readable(top[0])
     double.clear_faults()
     clock.advance(minutes=5)
-    restarted = runtime(tmp_path, double, clock)
-    try:
+    with running(tmp_path, double, clock) as restarted:
         run(restarted)
-    finally:
-        close(restarted)
     top = double.top_level("#korea")
     assert "also reported by 1 other source" in readable(top[0])
     assert len(double.posts()) == 2 and len(double.replies("#korea", top[0]["ts"])) == 1
@@ -279,21 +268,15 @@ def test_an_update_that_fails_is_done_after_a_restart_and_nothing_is_posted_twic
 def test_a_reply_whose_answer_was_lost_is_found_in_the_thread_not_posted_again(
     tmp_path: Path, double: SlackDouble, clock: FixedClock
 ) -> None:
-    rt = runtime(tmp_path, double, clock)
-    try:
+    with running(tmp_path, double, clock) as rt:
         queue(rt, [FIRST])
         run(rt)
         double.drop_after_accept(times=1)  # Slack takes the reply; the bot never hears so
         queue(rt, [SECOND])
         run(rt, passes=1)
-    finally:
-        close(rt)
-    restarted = runtime(tmp_path, double, clock)
-    try:
+    with running(tmp_path, double, clock) as restarted:
         clock.advance(minutes=20)
         reports = run(restarted)
-    finally:
-        close(restarted)
     assert sum(r.reconciled for r in reports) == 1
     assert any(r.method == "conversations.replies" for r in double.requests)
     top = double.top_level("#korea")
@@ -304,15 +287,12 @@ def test_a_reply_whose_answer_was_lost_is_found_in_the_thread_not_posted_again(
 def test_a_reply_whose_first_post_was_parked_is_posted_on_its_own(
     tmp_path: Path, double: SlackDouble, clock: FixedClock
 ) -> None:
-    rt = runtime(tmp_path, double, clock)
-    try:
+    with running(tmp_path, double, clock) as rt:
         queue(rt, [FIRST])
         clock.advance(seconds=1)
         queue(rt, [SECOND])
         double.fail_with("invalid_blocks", times=2)  # the first post, then its plain text
         run(rt, passes=4)
-    finally:
-        close(rt)
     top = double.top_level("#korea")
     assert len(top) == 1 and SECOND.title in top[0]["text"]
     assert "also reported by" not in top[0]["text"]
@@ -322,40 +302,31 @@ def test_a_reply_whose_first_post_was_parked_is_posted_on_its_own(
 def test_reports_from_one_source_count_once(
     tmp_path: Path, double: SlackDouble, clock: FixedClock
 ) -> None:
-    rt = runtime(tmp_path, double, clock)
     again = replace(THIRD, feed_key="c2", source=FIRST.source, cross_key="url:x/c2")
-    try:
+    with running(tmp_path, double, clock) as rt:
         queue(rt, [FIRST, SECOND, again])
         run(rt, passes=4)
-    finally:
-        close(rt)
     top = double.top_level("#korea")
     assert len(double.replies("#korea", top[0]["ts"])) == 2
     assert "also reported by 1 other source" in readable(top[0])
 
 
 def test_grouping_can_be_turned_off(tmp_path: Path, double: SlackDouble, clock: FixedClock) -> None:
-    rt = runtime(tmp_path, double, clock)
-    try:
+    with running(tmp_path, double, clock) as rt:
         queue(rt, [FIRST, SECOND], policy=StoryPolicy(enabled=False))
         run(rt)
-    finally:
-        close(rt)
     assert len(double.top_level("#korea")) == 2
 
 
 def test_feed_text_in_a_reply_is_escaped(
     tmp_path: Path, double: SlackDouble, clock: FixedClock
 ) -> None:
-    rt = runtime(tmp_path, double, clock)
     hostile = replace(SECOND, source="<!channel> *Wire*", title="Squadron <@U1|boss> deactivated")
-    try:
+    with running(tmp_path, double, clock) as rt:
         queue(rt, [FIRST])
         run(rt)
         queue(rt, [hostile])
         run(rt)
-    finally:
-        close(rt)
     reply = double.replies("#korea", double.top_level("#korea")[0]["ts"])[0]
     text = readable(reply)
     assert "<!channel>" not in text and "<@U1" not in text and "*Wire*" not in text
@@ -519,7 +490,7 @@ def test_without_slack_a_copy_prints_as_a_reply_under_its_story(
         queue(rt, [SECOND])
         run(rt)
     finally:
-        close(rt)
+        asyncio.run(rt.close())
     printed = out.getvalue()
     assert printed.count(FIRST.title) == 1
     assert f"also reported by Wire Two: {SECOND.title} {SECOND.link}" in printed
