@@ -83,6 +83,12 @@ def publish(feeds: FeedServer, feed: str, guid: str, title: str, body: str, when
     feeds.add(f"/{feed}.xml", rss([item], title=f"Wire {feed.title()}"))
 
 
+async def arrive(app: App, feeds: FeedServer, feed: str, guid: str, title: str, body: str) -> None:
+    """The article appears in its feed now, and the bot polls every feed once."""
+    publish(feeds, feed, guid, title, body, app.rt.clock.now())
+    await app.run_once()
+
+
 def test_a_copy_arriving_in_quiet_hours_waits_for_their_end_then_goes_into_the_thread(
     tmp_path: Path, feed_server: FeedServer, double: SlackDouble, clock: FixedClock
 ) -> None:
@@ -90,12 +96,10 @@ def test_a_copy_arriving_in_quiet_hours_waits_for_their_end_then_goes_into_the_t
 
     async def body(app: App) -> None:
         clock.set(NIGHT - timedelta(hours=2))  # 21:00 in Seoul: the first report posts
-        publish(feed_server, "one", "a1", FIRST_TITLE, LEAD, clock.now())
-        await app.run_once()
+        await arrive(app, feed_server, "one", "a1", FIRST_TITLE, LEAD)
         assert len(double.messages("#korea")) == 1
         clock.set(NIGHT)
-        publish(feed_server, "two", "b1", COPY_TITLE, REWRITE, clock.now())
-        await app.run_once()
+        await arrive(app, feed_server, "two", "b1", COPY_TITLE, REWRITE)
         clock.set(MORNING - timedelta(seconds=1))
         await app.drain()
         assert len(double.messages("#korea")) == 1, "nothing at night, not even in the thread"
@@ -123,20 +127,16 @@ def test_a_story_held_in_quiet_hours_lists_its_night_copies_on_its_line_and_a_la
 
     async def body(app: App) -> None:
         clock.set(NIGHT)
-        publish(feed_server, "one", "a1", FIRST_TITLE, LEAD, clock.now())
-        await app.run_once()
+        await arrive(app, feed_server, "one", "a1", FIRST_TITLE, LEAD)
         clock.advance(hours=1)
-        publish(feed_server, "two", "b1", COPY_TITLE, REWRITE, clock.now())
-        await app.run_once()
+        await arrive(app, feed_server, "two", "b1", COPY_TITLE, REWRITE)
         assert double.messages("#korea") == []
         clock.set(MORNING)
         await app.drain()
         clock.advance(hours=1)
-        publish(feed_server, "three", "c1", COPY_TITLE, REWRITE, clock.now())
-        await app.run_once()
+        await arrive(app, feed_server, "three", "c1", COPY_TITLE, REWRITE)
         clock.advance(minutes=10)
-        publish(feed_server, "one", "a2", "Helicopter squadron deactivated", LEAD, clock.now())
-        await app.run_once()
+        await arrive(app, feed_server, "one", "a2", "Helicopter squadron deactivated", LEAD)
 
     with_app(config, double, clock, body)
     batch, morning = double.top_level("#korea")
@@ -157,15 +157,14 @@ def test_a_copy_of_a_posted_story_goes_into_its_thread_beyond_the_rules_hourly_c
 
     async def body(app: App) -> None:
         clock.set(DAY)
-        publish(feed_server, "one", "a1", FIRST_TITLE, LEAD, clock.now())
-        await app.run_once()
+        await arrive(app, feed_server, "one", "a1", FIRST_TITLE, LEAD)
         for minutes, feed in ((5, "two"), (5, "three")):
             clock.advance(minutes=minutes)
-            publish(feed_server, feed, f"{feed}-copy", COPY_TITLE, REWRITE, clock.now())
-            await app.run_once()
+            await arrive(app, feed_server, feed, f"{feed}-copy", COPY_TITLE, REWRITE)
         clock.advance(minutes=5)
-        publish(feed_server, "one", "d1", "Marines take back two divisions", OTHER, clock.now())
-        await app.run_once()  # the cap's second place: the copies did not take it
+        await arrive(
+            app, feed_server, "one", "d1", "Marines take back two divisions", OTHER
+        )  # the cap's second place: the copies did not take it
 
     with_app(config, double, clock, body)
     first, other = double.top_level("#korea")
@@ -187,14 +186,15 @@ def test_beyond_the_cap_a_new_story_still_rolls_over_while_a_copy_threads(
 
     async def body(app: App) -> None:
         clock.set(DAY)
-        publish(feed_server, "one", "a1", FIRST_TITLE, LEAD, clock.now())
-        await app.run_once()
+        await arrive(app, feed_server, "one", "a1", FIRST_TITLE, LEAD)
         clock.advance(minutes=5)
-        publish(feed_server, "two", "d1", "Marines take back two divisions", OTHER, clock.now())
-        await app.run_once()  # over the cap: held for the catch-up, with a note
+        await arrive(
+            app, feed_server, "two", "d1", "Marines take back two divisions", OTHER
+        )  # over the cap: held for the catch-up, with a note
         clock.advance(minutes=5)
-        publish(feed_server, "three", "c1", COPY_TITLE, REWRITE, clock.now())
-        await app.run_once()  # a copy: into the thread at once
+        await arrive(
+            app, feed_server, "three", "c1", COPY_TITLE, REWRITE
+        )  # a copy: into the thread at once
         clock.set(DAY + timedelta(hours=1))
         await app.drain()
 
@@ -221,14 +221,15 @@ def test_in_a_channel_with_an_immediate_and_a_digest_rule_a_copy_threads_and_ski
 
     async def body(app: App) -> None:
         clock.set(DAY)
-        publish(feed_server, "one", "a1", FIRST_TITLE, LEAD, clock.now())
-        await app.run_once()
+        await arrive(app, feed_server, "one", "a1", FIRST_TITLE, LEAD)
         clock.advance(minutes=5)
-        publish(feed_server, "two", "b1", COPY_TITLE, REWRITE, clock.now())
-        await app.run_once()  # the digest rule's match, a copy of the posted story
+        await arrive(
+            app, feed_server, "two", "b1", COPY_TITLE, REWRITE
+        )  # the digest rule's match, a copy of the posted story
         clock.advance(minutes=5)
-        publish(feed_server, "three", "d1", "Marines take back two divisions", OTHER, clock.now())
-        await app.run_once()  # the digest rule's match, a story of its own
+        await arrive(
+            app, feed_server, "three", "d1", "Marines take back two divisions", OTHER
+        )  # the digest rule's match, a story of its own
         clock.set(nine)
         await app.drain()
 
@@ -249,11 +250,9 @@ def test_feed_text_never_mentions_anyone_in_a_thread_reply(
 
     async def body(app: App) -> None:
         clock.set(DAY)
-        publish(feed_server, "one", "a1", FIRST_TITLE, LEAD, clock.now())
-        await app.run_once()
+        await arrive(app, feed_server, "one", "a1", FIRST_TITLE, LEAD)
         clock.advance(minutes=5)
-        publish(feed_server, "two", "b1", loud, body_text, clock.now())
-        await app.run_once()
+        await arrive(app, feed_server, "two", "b1", loud, body_text)
 
     with_app(config, double, clock, body)
     (first,) = double.top_level("#korea")
@@ -292,14 +291,13 @@ def test_noise_control_and_story_rows_are_pruned_once_past_their_use(
 
     async def body(app: App) -> None:
         clock.set(DAY)
-        publish(feed_server, "one", "a1", FIRST_TITLE, LEAD, clock.now())
-        await app.run_once()
+        await arrive(app, feed_server, "one", "a1", FIRST_TITLE, LEAD)
         clock.advance(minutes=5)
-        publish(feed_server, "two", "d1", "Marines take back two divisions", OTHER, clock.now())
-        await app.run_once()  # over the cap: a hold for the catch-up and a cap note
+        await arrive(
+            app, feed_server, "two", "d1", "Marines take back two divisions", OTHER
+        )  # over the cap: a hold for the catch-up and a cap note
         clock.advance(minutes=5)
-        publish(feed_server, "three", "c1", COPY_TITLE, REWRITE, clock.now())
-        await app.run_once()  # into the thread
+        await arrive(app, feed_server, "three", "c1", COPY_TITLE, REWRITE)  # into the thread
         assert rows(database) == {
             "rule_posts": 1,
             "cap_notes": 1,
@@ -328,8 +326,9 @@ def test_noise_control_and_story_rows_are_pruned_once_past_their_use(
             "stories": 0,
         }
         clock.set(NIGHT + timedelta(days=4))  # quiet hours, 4 days after the catch-up
-        publish(feed_server, "one", "e1", "Squadron returns to Humphreys", OTHER, clock.now())
-        await app.run_once()  # held for the end of the night
+        await arrive(
+            app, feed_server, "one", "e1", "Squadron returns to Humphreys", OTHER
+        )  # held for the end of the night
         assert (await prune(app))["held_alerts"] == 1
         assert app.rt.store.held_count() == 1, "what still waits is never pruned"
         clock.set(MORNING + timedelta(days=4))
@@ -413,8 +412,7 @@ def test_an_edit_of_a_threaded_copy_goes_into_its_storys_thread(
 
     async def body(app: App) -> None:
         clock.set(DAY)
-        publish(feed_server, "one", "a1", FIRST_TITLE, LEAD, clock.now())
-        await app.run_once()
+        await arrive(app, feed_server, "one", "a1", FIRST_TITLE, LEAD)
         clock.advance(minutes=5)
         publish(feed_server, "two", "b1", COPY_TITLE, REWRITE, DAY)
         await app.run_once()
@@ -465,8 +463,7 @@ def test_an_edit_seen_in_quiet_hours_is_told_when_they_end(
 
     async def body(app: App) -> None:
         clock.set(NIGHT - timedelta(hours=2))
-        publish(feed_server, "one", "a1", FIRST_TITLE, LEAD, clock.now())
-        await app.run_once()
+        await arrive(app, feed_server, "one", "a1", FIRST_TITLE, LEAD)
         clock.set(NIGHT)
         publish(feed_server, "one", "a1", f"UPDATED: {FIRST_TITLE}", LEAD, NIGHT)
         await app.run_once()
@@ -496,12 +493,10 @@ def test_a_digest_rules_copy_of_a_story_whose_first_post_was_parked_waits_for_th
     async def body(app: App) -> None:
         clock.set(DAY)
         double.fail_with("msg_too_long", times=2)  # refused, plain text too: parked
-        publish(feed_server, "one", "a1", FIRST_TITLE, LEAD, clock.now())
-        await app.run_once()
+        await arrive(app, feed_server, "one", "a1", FIRST_TITLE, LEAD)
         assert double.messages("#korea") == []
         clock.advance(minutes=5)
-        publish(feed_server, "two", "b1", COPY_TITLE, REWRITE, clock.now())
-        await app.run_once()
+        await arrive(app, feed_server, "two", "b1", COPY_TITLE, REWRITE)
         assert double.messages("#korea") == [], "no thread to join: the digest takes it"
         clock.set(nine)
         await app.drain()
