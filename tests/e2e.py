@@ -61,10 +61,13 @@ def write_config(
     *,
     rules: Path | None = None,
     backlog: str = "24h",
-    admin: bool = False,
+    admin: bool | str = False,
     deadline: str = "5s",
     feed_lines: tuple[str, ...] = (),
+    extra: tuple[str, ...] = (),
 ) -> Path:
+    """config.yaml for `feeds` (name: URL) on loopback; `admin`: True or the admin channel's
+    name; `extra`: more top-level lines (e.g. display_timezone, channels)."""
     lines = [
         f"rules: {rules or REPO / 'rules'}",
         *([] if rules else [f"aliases: {REPO / 'aliases'}"]),  # the shipped rules use them
@@ -73,9 +76,9 @@ def write_config(
         '  default_channel: "#news-alerts"',
     ]
     if admin:
-        lines.append('  admin_channel: "#newswatch-ops"')
+        lines.append(f'  admin_channel: "{admin if isinstance(admin, str) else "#newswatch-ops"}"')
     lines += ["workers: 1", "fetch:", f"  deadline: {deadline}", "  allow_private: [127.0.0.0/8]"]
-    lines.append("feeds:")
+    lines += [*extra, "feeds:"]
     for name, url in feeds.items():
         lines += [
             f"  - name: {name}",

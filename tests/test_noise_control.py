@@ -20,7 +20,7 @@ from bot.clock import FixedClock
 from bot.noise import Hold, Plan
 from bot.store import Store
 from tests.crash import REPO, prepare
-from tests.e2e import Item, message_text, rss, with_app
+from tests.e2e import Item, message_text, rss, with_app, write_config
 from tests.factories import alert, write
 from tests.feedserver import FeedServer
 from tests.slackdouble import TOKEN, SlackDouble
@@ -53,26 +53,15 @@ def setup(
     folder = tmp_path / "rules"
     for name, body in rules.items():
         write(folder, f"{name}.yaml", f"name: {name}\n{body}")
-    lines = [
-        f"rules: {folder}",
-        f"database: {tmp_path / 'state.db'}",
-        "slack:",
-        '  default_channel: "#news-alerts"',
-        '  admin_channel: "#ops"',
-        "display_timezone: Asia/Seoul",
-        "workers: 1",
-        "fetch:",
-        "  deadline: 5s",
-        "  allow_private: [127.0.0.0/8]",
-        *([channels] if channels else []),
-        "feeds:",
-        "  - name: wire",
-        f"    url: {feeds.url('/wire.xml')}",
-        "    interval: 1m",
-        "    backlog: all",
-        *(f"    {line}" for line in feed_lines),
-    ]
-    return write(tmp_path, "config.yaml", "\n".join(lines) + "\n")
+    return write_config(
+        tmp_path,
+        {"wire": feeds.url("/wire.xml")},
+        rules=folder,
+        backlog="all",
+        admin="#ops",
+        feed_lines=feed_lines,
+        extra=("display_timezone: Asia/Seoul", *([channels] if channels else [])),
+    )
 
 
 def item(guid: str, title: str, clock: FixedClock) -> Item:

@@ -18,7 +18,7 @@ from bot.clock import FixedClock
 from bot.noise import Hold, Plan
 from bot.store import Store
 from bot.story import StoryGrouping, StoryPolicy, signature
-from tests.e2e import Item, message_text, rss, with_app
+from tests.e2e import Item, message_text, rss, with_app, write_config
 from tests.factories import alert, article, write
 from tests.feedserver import FeedServer
 from tests.slackdouble import SlackDouble
@@ -54,28 +54,15 @@ def setup(tmp_path: Path, feeds: FeedServer, rules: dict[str, str], channels: st
     folder = tmp_path / "rules"
     for name, body in rules.items():
         write(folder, f"{name}.yaml", f"name: {name}\n{body}")
-    lines = [
-        f"rules: {folder}",
-        f"database: {tmp_path / 'state.db'}",
-        "slack:",
-        '  default_channel: "#news-alerts"',
-        "display_timezone: Asia/Seoul",
-        "workers: 1",
-        "fetch:",
-        "  deadline: 5s",
-        "  allow_private: [127.0.0.0/8]",
-        *([channels] if channels else []),
-        "feeds:",
-    ]
     for name in FEEDS:
         feeds.add(f"/{name}.xml", rss([], title=f"Wire {name.title()}"))
-        lines += [
-            f"  - name: {name}",
-            f"    url: {feeds.url(f'/{name}.xml')}",
-            "    interval: 1m",
-            "    backlog: all",
-        ]
-    return write(tmp_path, "config.yaml", "\n".join(lines) + "\n")
+    return write_config(
+        tmp_path,
+        {name: feeds.url(f"/{name}.xml") for name in FEEDS},
+        rules=folder,
+        backlog="all",
+        extra=("display_timezone: Asia/Seoul", *([channels] if channels else [])),
+    )
 
 
 def publish(feeds: FeedServer, feed: str, guid: str, title: str, body: str, when: datetime) -> None:
