@@ -134,10 +134,11 @@ async def _deliver_one(
                 result = await rt.sender.send_notice(alert.channel, alert.notice, tag)
             elif alert.batch is not None:
                 result = await rt.sender.send_batch(alert.batch, tag, plain=plain)
-            elif alert.edit_of is not None:
-                result = await rt.sender.send_edit(alert.content, thread_ts, tag, plain=plain)
-            elif thread_ts is not None:
-                result = await rt.sender.send_reply(alert.content, thread_ts, tag, plain=plain)
+            elif alert.edit_of is not None or thread_ts is not None:
+                edit = alert.edit_of is not None
+                result = await rt.sender.send_follow_up(
+                    alert.content, thread_ts, tag, edit=edit, plain=plain
+                )
             else:
                 result = await rt.sender.send(alert.content, tag, plain=plain)
         except SlackUnknownOutcomeError as exc:

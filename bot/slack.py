@@ -95,27 +95,18 @@ class Sender(Protocol):
         if given), or None if there is none."""
         ...
 
-    async def send_reply(
-        self,
-        alert: AlertContent,
-        thread_ts: str,
-        tag: AlertTag | None = None,
-        *,
-        plain: bool = False,
-    ) -> PostResult:
-        """Post a near-duplicate into the thread of its story's first message."""
-        ...
-
-    async def send_edit(
+    async def send_follow_up(
         self,
         alert: AlertContent,
         thread_ts: str | None,
         tag: AlertTag | None = None,
         *,
+        edit: bool = False,
         plain: bool = False,
     ) -> PostResult:
-        """Post "updated: <headline>" for an article edited at its source (in the thread of
-        `thread_ts`; top-level without one)."""
+        """Post in the thread of `thread_ts` (top-level without one): "also reported by …" for
+        a near-duplicate of the story, or with `edit` "updated: <headline>" for an article
+        edited at its source."""
         ...
 
     async def update_story(
@@ -180,26 +171,16 @@ class SlackSender:
     ) -> PostResult:
         return await self._post(render_batch(batch, self._tz), _tag(tag), plain=plain)
 
-    async def send_reply(
-        self,
-        alert: AlertContent,
-        thread_ts: str,
-        tag: AlertTag | None = None,
-        *,
-        plain: bool = False,
-    ) -> PostResult:
-        message = render_reply(alert, self._tz)
-        return await self._post(message, _tag(tag), plain=plain, thread_ts=thread_ts or None)
-
-    async def send_edit(
+    async def send_follow_up(
         self,
         alert: AlertContent,
         thread_ts: str | None,
         tag: AlertTag | None = None,
         *,
+        edit: bool = False,
         plain: bool = False,
     ) -> PostResult:
-        message = render_edit(alert, self._tz)
+        message = (render_edit if edit else render_reply)(alert, self._tz)
         return await self._post(message, _tag(tag), plain=plain, thread_ts=thread_ts or None)
 
     async def update_story(
@@ -424,26 +405,16 @@ class TerminalSender:
         """A terminal keeps no history: a write that was interrupted is written again."""
         return None
 
-    async def send_reply(
-        self,
-        alert: AlertContent,
-        thread_ts: str,
-        tag: AlertTag | None = None,
-        *,
-        plain: bool = False,
-    ) -> PostResult:
-        await self._write(render_terminal_reply(alert))
-        return PostResult(channel=alert.channel, ts=None)
-
-    async def send_edit(
+    async def send_follow_up(
         self,
         alert: AlertContent,
         thread_ts: str | None,
         tag: AlertTag | None = None,
         *,
+        edit: bool = False,
         plain: bool = False,
     ) -> PostResult:
-        await self._write(render_terminal_edit(alert))
+        await self._write((render_terminal_edit if edit else render_terminal_reply)(alert))
         return PostResult(channel=alert.channel, ts=None)
 
     async def update_story(
