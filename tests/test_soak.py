@@ -23,7 +23,9 @@ DURATION = timedelta(minutes=6)
 @pytest.fixture(scope="module", name="soak")
 def soak_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Soak]:
     folder: Path = tmp_path_factory.mktemp("soak")
-    yield run_soak(PLAN, folder, duration=DURATION, hosts=4, workers=1, start_spread=timedelta(0), jumps=2)
+    yield run_soak(
+        PLAN, folder, duration=DURATION, hosts=4, workers=1, start_spread=timedelta(0), jumps=2
+    )
 
 
 def test_every_matching_article_is_posted_exactly_once_in_its_channel(soak: Soak) -> None:
