@@ -1,7 +1,7 @@
 """The store's retention: seen keys gone from their feed, delivered alerts and old notices pruned.
 
-Like a feed reader (Miniflux keeps an entry while its feed lists it and removes old read ones
-after a retention), a seen key is kept while its feed still lists it: each full poll marks the
+Like a feed reader (an entry still in its feed is kept, or the next poll would find it new
+again; one that left it goes after a retention), a seen key is kept while its feed lists it: each full poll marks the
 keys it listed (`last_seen_at`, see OutboxStore.record_poll), a 304 changes nothing. A key is
 forgotten once it has been missing from its feed for longer than the retention, and only when
 a later full poll of that feed did not list it, so a feed that answers 304 or fails for weeks
