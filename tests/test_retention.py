@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +15,9 @@ import pytest
 
 from bot.clock import FixedClock
 from bot.store import Store
+from bot.story import signature
 from tests.e2e import Item, make_app, message_text, rss, write_config
+from tests.factories import alert, article
 from tests.feedserver import FeedServer
 from tests.slackdouble import SlackDouble
 
@@ -262,5 +265,28 @@ def test_a_version_9_database_gains_last_listed_times_from_first_sightings(
         assert rows(tmp_path, "SELECT last_seen_at FROM seen_articles")[0][0].startswith(
             "2025-07-31"
         )
+    finally:
+        store.close()
+
+
+def test_a_delivered_alert_stays_while_an_edit_of_it_waits_then_both_go(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "state.db")
+    try:
+        told, other = article(title="Troops moved"), article(feed_key="o", cross_key="url:o")
+        record = store.record_poll
+        record("wire", "u", [told], [(told, alert())], etag=None, last_modified=None, now=NOW)
+        (queued,) = store.due_alerts(NOW)
+        store.mark_sent(queued.id, "1.0", "C1", NOW)
+        edited = replace(told, title="Troops moved south")
+        assert store.queue_edits([(edited, signature(edited))], 0.5, NOW + DAY) == 1
+        # the feed no longer lists the article: its key goes two days on
+        later = NOW + DAY
+        record("wire", "u", [other], [], etag=None, last_modified=None, now=later, present=["o"])
+        pruned = store.prune_kept(NOW + 4 * DAY, 2 * DAY)
+        assert (pruned.seen, pruned.alerts) == (1, 0)  # the edit waits to go into its thread
+        assert store.edit_thread(queued.id) == "1.0"
+        (edit,) = store.due_alerts(NOW + 4 * DAY)
+        store.mark_sent(edit.id, "2.0", "C1", later)
+        assert store.prune_kept(NOW + 4 * DAY, 2 * DAY).alerts == 2  # both delivered, unused
     finally:
         store.close()
