@@ -1,12 +1,13 @@
 """The store's retention: seen keys gone from their feed, delivered alerts and old notices pruned.
 
 Like a feed reader (an entry still in its feed is kept, or the next poll would find it new
-again; one that left it goes after a retention), a seen key is kept while its feed lists it: each full poll marks the
-keys it listed (`last_seen_at`, see OutboxStore.record_poll), a 304 changes nothing. A key is
-forgotten once it has been missing from its feed for longer than the retention, and only when
-a later full poll of that feed did not list it, so a feed that answers 304 or fails for weeks
-keeps every key. An article forgotten that way and listed again later is new: it alerts again
-if it matches (its alert is gone too, see prune_alerts).
+again; one that left it goes after a retention), a seen key is kept while its feed lists it:
+each full poll marks the keys it listed (`last_seen_at`, see OutboxStore.record_poll), a 304
+changes nothing. A key is forgotten once it has been missing from its feed for longer than the
+retention, and only when a later full poll of that feed did not list it, so a feed that
+answers 304 or fails for weeks keeps every key. An article forgotten that way and listed again
+later is new: it alerts again if it matches and its alert was forgotten too (prune_alerts);
+while the alert is kept, the channel's unique (channel, article) key stops it.
 """
 
 from __future__ import annotations
