@@ -214,13 +214,24 @@ class App:
 
     async def prune_state(self) -> int:
         """Forget noise-control and story rows past their use (see the store's prune_noise and
-        prune_stories); batched holds are kept as long as the archive; returns how many."""
+        prune_stories); batched holds are kept as long as the archive; then seen keys gone
+        from their feed, delivered alerts and cleared notices past the retention (prune_kept:
+        after the story and hold rows that may refer to an alert); returns how many."""
         rt, now = self.rt, self.rt.clock.now()
         count = await rt.db(rt.store.prune_noise, now, self.config.archive_retention)
         count += await rt.db(rt.store.prune_stories, now, rt.stories.window)
         if count:
             log.info("state: %d noise-control and story rows past their use removed", count)
-        return count
+        kept = await rt.db(rt.store.prune_kept, now, self.config.archive_retention)
+        if kept.total:
+            log.info(
+                "state: %d seen keys, %d delivered alerts, %d cleared notices past the retention"
+                " removed",
+                kept.seen,
+                kept.alerts,
+                kept.notices,
+            )
+        return count + kept.total
 
     async def _prune_when_due(self, now: datetime) -> None:
         if self._pruned_at is not None and now - self._pruned_at < ARCHIVE_PRUNE_EVERY:

@@ -137,6 +137,7 @@ async def poll_feed(
             now=now,
             noise=plan,
             stories=StoryGrouping(rt.stories, processed.signatures) if rt.stories.enabled else None,
+            present=keys,
         )
     if rt.stories.edits == "thread":  # articles seen before, edited at their source since
         edited = [

@@ -251,6 +251,8 @@ def write_config(folder: Path, urls: list[str], plan: FeedPlan, workers: int) ->
         "  allow_private: [127.0.0.0/8]",
         "archive:",
         "  retention: 1d",
+        "stories:",  # shorter than the retention: a jump past it is past the window too
+        "  window: 12h",
         "feeds:",
     ]
     for index, url in enumerate(urls):

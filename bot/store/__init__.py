@@ -5,7 +5,8 @@ race another instance is idempotent (unique keys with ON CONFLICT DO NOTHING). T
 the only user of SQLAlchemy. schema.py holds the tables and the append-only migrations;
 feeds.py, outbox.py, parking.py, notices.py, pages.py, holds.py, stories.py and edits.py each
 area's reads and writes, over the engine and transaction of database.py; content.py the JSON
-an alert is kept as; archive.py every polled article, its full-text search and pruning.
+an alert is kept as; archive.py every polled article, its full-text search and pruning;
+retention.py the pruning of seen keys, delivered alerts and cleared notices.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bot.store.notices import NoticeStore
 from bot.store.outbox import AlertCounts, OutboxStore, PendingAlert
 from bot.store.pages import PAGE_RETENTION, PageCounts, PageStore
 from bot.store.parking import ParkedGroup, ParkingStore
+from bot.store.retention import Pruned, RetentionStore
 from bot.store.schema import ALERT_COLUMNS_V3, MIGRATIONS, migrate, schema_version
 from bot.store.stories import StoryUpdate, ThreadParent
 
@@ -40,6 +42,7 @@ __all__ = [
     "PageCounts",
     "ParkedGroup",
     "PendingAlert",
+    "Pruned",
     "SearchHit",
     "Store",
     "StoryUpdate",
@@ -67,6 +70,7 @@ class Store(
     PageStore,
     ArchiveStore,
     EditStore,
+    RetentionStore,
 ):
     """The one gateway to the database; every method is a short transaction."""
 

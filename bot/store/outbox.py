@@ -79,9 +79,13 @@ class OutboxStore(StoryStore):
         now: datetime,
         noise: Plan | None = None,
         stories: StoryGrouping | None = None,
+        present: Sequence[str] = (),
     ) -> int:
         """In ONE transaction: mark articles seen (and archive them), queue their alerts, record
         the feed's success.
+
+        `present`: the feed keys of every article this (full) poll listed, new or not; each
+        seen key among them is marked as last listed `now` (see RetentionStore.prune_seen).
 
         Returns how many alerts were queued (an alert already queued for the same article in
         the same channel — e.g. from another feed — is not queued twice). `noise`: the alerts
@@ -103,11 +107,19 @@ class OutboxStore(StoryStore):
                             "feed_key": a.feed_key,
                             "cross_key": a.cross_key,
                             "first_seen_at": now,
+                            "last_seen_at": now,
                         }
                         for a in articles
                     ],
                 )
                 archive_articles(conn, self._insert, feed, articles, now)
+            new = {a.feed_key for a in articles}
+            listed = [k for k in dict.fromkeys(present) if k not in new]
+            for start in range(0, len(listed), 500):
+                conn.execute(
+                    _STILL_LISTED,
+                    {"b_feed": feed, "b_keys": listed[start : start + 500], "b_now": now},
+                )
             later = noise.later if noise is not None else ()  # copies due after quiet hours
             for article, content, due in [*((a, c, now) for a, c in new_alerts), *later]:
                 result = conn.execute(
@@ -309,6 +321,16 @@ class OutboxStore(StoryStore):
         return AlertCounts(
             pending=rows.get("pending", 0), sent=rows.get("sent", 0), parked=rows.get("parked", 0)
         )
+
+
+_STILL_LISTED = (
+    seen_articles.update()
+    .where(
+        seen_articles.c.feed == sa.bindparam("b_feed"),
+        seen_articles.c.feed_key.in_(sa.bindparam("b_keys", expanding=True)),
+    )
+    .values(last_seen_at=sa.bindparam("b_now"))
+)
 
 
 def _pending(row: Any) -> PendingAlert:

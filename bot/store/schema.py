@@ -55,7 +55,9 @@ seen_articles = sa.Table(
     sa.Column("feed_key", sa.Text, primary_key=True),
     sa.Column("cross_key", sa.Text, nullable=False),
     sa.Column("first_seen_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime),  # version 10: the last full poll that listed it
     sa.Index("ix_seen_cross_key", "cross_key"),
+    sa.Index("ix_seen_last", "feed", "last_seen_at"),
 )
 
 alerts = sa.Table(
@@ -322,6 +324,20 @@ def _migration_9(conn: Connection) -> None:
         )
 
 
+def _migration_10(conn: Connection) -> None:
+    """Seen keys remember the last full poll that listed them (first sighting until then), so
+    that the ones gone from their feed for longer than the retention can be forgotten."""
+    _add_missing_columns(conn, seen_articles, ["last_seen_at"])
+    conn.execute(
+        seen_articles.update()
+        .where(seen_articles.c.last_seen_at.is_(None))
+        .values(last_seen_at=seen_articles.c.first_seen_at)
+    )
+    for index in seen_articles.indexes:
+        if index.name == "ix_seen_last":
+            index.create(conn, checkfirst=True)
+
+
 # Append-only: a migration, once released, is never edited; the next change is a new number.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _migration_1),
@@ -333,6 +349,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (7, _migration_7),
     (8, _migration_8),
     (9, _migration_9),
+    (10, _migration_10),
 )
 
 
