@@ -22,11 +22,12 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
+from itertools import accumulate
 from typing import Any
 
 from bot.expr import And, Expr, Near, Not, Or, Scope, Term, terms
 from bot.match import PARTICLES, Document, Occurrence
-from bot.textnorm import hangul_runs, is_hangul, raw_words, split_words, squeezable, word_spans
+from bot.textnorm import hangul_runs, is_hangul, raw_words, split_words, squeezable
 
 _PARTICLE = "(?:" + "|".join(PARTICLES) + ")?"
 _is_hangul = cache(is_hangul)  # asked of the same few words of the rules again and again
@@ -419,13 +420,18 @@ class PageDocument(Document):
 
     page: Page | None = field(default=None, compare=False, repr=False)
     texts: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    has: KeyPresent | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def of(cls, texts: Mapping[str, str], page: Page) -> PageDocument:
-        """For an exact page (`Page.exact`) of `texts`."""
-        vocabulary = frozenset().union(*(f.text.split() for f in page.fields.values()))
-        hangul = "\n".join(f.hangul for f in page.fields.values())
-        return cls({}, vocabulary, hangul, page=page, texts=texts)  # fields: from the page
+    def of(cls, texts: Mapping[str, str], page: Page, has: KeyPresent) -> PageDocument:
+        """For an exact page (`Page.exact`) of `texts`; `has` tells whether a word may be in
+        it (from the scan of its view: False only when the word's key is indexed and absent).
+        Its fields, vocabulary and Hangul text are not made: the page tells."""
+        return cls({}, frozenset(), "", page=page, texts=texts, has=has)
+
+    def _may_contain(self, word: str, prefix: bool) -> bool:
+        assert self.has is not None
+        return self.has(word, prefix)
 
     def _term_spans(self, term: Term, fields: tuple[str, ...]) -> tuple[Occurrence, ...]:
         assert self.page is not None
@@ -469,16 +475,16 @@ class PageDocument(Document):
                     found.append(Occurrence(name, start, end, first, first + last))
         return tuple(found)
 
-    def _spans(self, name: str) -> list[tuple[int, int]]:
+    def _spans(self, name: str) -> Spans:
         """Where each word of field `name` stands in its text."""
         cache = self._word_spans
         spans = cache.get(name)
         if spans is None:
-            spans = cache[name] = word_spans(self.page.fields[name].parts)  # type: ignore[union-attr]
+            spans = cache[name] = Spans(self.page.fields[name].parts)  # type: ignore[union-attr]
         return spans
 
     @cached_property
-    def _word_spans(self) -> dict[str, list[tuple[int, int]]]:
+    def _word_spans(self) -> dict[str, Spans]:
         return {}
 
     def _in_runs(self, name: str, words: tuple[str, ...]) -> list[Occurrence]:
@@ -527,6 +533,20 @@ class PageDocument(Document):
         return {}
 
 
+class Spans:
+    """`textnorm.word_spans` of a field's parts, each span made when asked for: a hit needs
+    a few of a field's hundreds."""
+
+    __slots__ = ("_ends",)
+
+    def __init__(self, parts: list[str]) -> None:
+        self._ends = list(accumulate(map(len, parts)))
+
+    def __getitem__(self, i: int) -> tuple[int, int]:
+        ends = self._ends
+        return ends[2 * i], ends[2 * i + 1]
+
+
 def _first_inside(word: str, text: str, span: tuple[int, int]) -> tuple[int, int]:
     """`match._inner_span`: `word`'s first place in a Hangul word (all of it when NFKC
     changed its length)."""
@@ -537,9 +557,7 @@ def _first_inside(word: str, text: str, span: tuple[int, int]) -> tuple[int, int
     return at, at + len(word)
 
 
-def _inside_words(
-    name: str, word: str, words: FieldWords, spans: list[tuple[int, int]]
-) -> list[Occurrence]:
+def _inside_words(name: str, word: str, words: FieldWords, spans: Spans) -> list[Occurrence]:
     """Every place of a Hangul word, known to lie inside single eojeols (`_hangul_term`)."""
     found = []
     texts = words.words

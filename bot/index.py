@@ -30,7 +30,7 @@ from typing import Any
 
 import ahocorasick
 
-from bot.decide import Page, PageDocument, Program, compile_rule, exact_key, run
+from bot.decide import KeyPresent, Page, PageDocument, Program, compile_rule, exact_key, run
 from bot.errors import IndexMissing
 from bot.expr import EXPR_TYPES, And, Expr, Near, Not, Scope, Term
 from bot.match import Document, match_rule
@@ -295,13 +295,13 @@ class RuleIndex:
 
         The candidates are decided from the article's words (`decide`); only the rules that
         match, and those it cannot tell, are evaluated by `match_rule`, for their hits."""
-        page, decided = self._decided(texts, feed)
+        page, decided, has = self._decided(texts, feed)
         doc: Document | None = None
         found = []
         for i, _ in decided:
             if doc is None:
                 exact = page.exact
-                doc = PageDocument.of(texts, page) if exact else Document.from_fields(texts)
+                doc = PageDocument.of(texts, page, has) if exact else Document.from_fields(texts)
             match = match_rule(self._evaluated[i], doc)
             if match is not None:
                 found.append((self.rules[i], match))
@@ -323,21 +323,21 @@ class RuleIndex:
 
     def _decided(
         self, texts: Mapping[str, str], feed: str | None
-    ) -> tuple[Page, list[tuple[int, bool | None]]]:
-        """The article's page, and each candidate that may match, with True (it does) or
-        None (ask the reference)."""
+    ) -> tuple[Page, list[tuple[int, bool | None]], KeyPresent]:
+        """The article's page, each candidate that may match, with True (it does) or None
+        (ask the reference), and whether a word may be in the article (from the scan)."""
         page = Page.of(texts)
         present = self._scan(page)
-        chosen = self.candidates(present, feed)
-        if not chosen:
-            return page, []
-        exact = page.exact and set(page.fields) <= set(FIELDS)  # what the programs assume
         get = self._automaton.get
 
         def has(word: str, prefix: bool) -> bool:
             key_id: int = get(word_key(word, prefix), -1)
             return key_id < 0 or key_id in present  # a key not indexed: look for the word
 
+        chosen = self.candidates(present, feed)
+        if not chosen:
+            return page, [], has
+        exact = page.exact and set(page.fields) <= set(FIELDS)  # what the programs assume
         decided: list[tuple[int, bool | None]] = []
         for i in chosen:
             value = None
@@ -345,7 +345,7 @@ class RuleIndex:
                 value = run(self._programs[i], page, self._evaluated[i].fields, present, has)
             if value is not False:
                 decided.append((i, value))
-        return page, decided
+        return page, decided, has
 
     def matches(self, article: Article) -> list[tuple[Rule, RuleMatch]]:
         """Every rule that matches `article` (rules limited to other feeds are skipped)."""
