@@ -113,6 +113,10 @@ class Page:
     def exact(self) -> bool:
         return all(f.exact for f in self.fields.values())
 
+    def holds(self, key: str) -> bool:
+        """Whether the view holds `key` (`index.word_key`), without scanning it."""
+        return any(key in f.text or key in f.hangul for f in self.fields.values())
+
     def view(self) -> str:
         """Every field's words between spaces, then its Hangul runs."""
         return "".join(f"{f.text}\n{f.hangul}\n" for f in self.fields.values())
@@ -424,9 +428,9 @@ class PageDocument(Document):
 
     @classmethod
     def of(cls, texts: Mapping[str, str], page: Page, has: KeyPresent) -> PageDocument:
-        """For an exact page (`Page.exact`) of `texts`; `has` tells whether a word may be in
-        it (from the scan of its view: False only when the word's key is indexed and absent).
-        Its fields, vocabulary and Hangul text are not made: the page tells."""
+        """For an exact page (`Page.exact`) of `texts`; `has` tells whether a word is in it
+        (from the scan of its view, or the page for a word whose key is not indexed). Its
+        fields, vocabulary and Hangul text are not made: the page tells."""
         return cls({}, frozenset(), "", page=page, texts=texts, has=has)
 
     def _may_contain(self, word: str, prefix: bool) -> bool:

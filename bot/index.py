@@ -331,8 +331,11 @@ class RuleIndex:
         get = self._automaton.get
 
         def has(word: str, prefix: bool) -> bool:
-            key_id: int = get(word_key(word, prefix), -1)
-            return key_id < 0 or key_id in present  # a key not indexed: look for the word
+            key = word_key(word, prefix)
+            key_id: int = get(key, -1)
+            if key_id < 0:  # not indexed (a word of a phrase indexed whole): look for it
+                return page.holds(key)
+            return key_id in present
 
         chosen = self.candidates(present, feed)
         if not chosen:
