@@ -27,6 +27,7 @@ from typing import Any
 
 from bot.expr import And, Expr, Near, Not, Or, Scope, Term, terms
 from bot.match import PARTICLES, Document, Occurrence
+from bot.models import Hit
 from bot.textnorm import hangul_runs, is_hangul, raw_words, split_words, squeezable
 
 _PARTICLE = "(?:" + "|".join(PARTICLES) + ")?"
@@ -413,6 +414,27 @@ def _pair(
                 elif a_last < b_last:
                     return True
     return None if unsure else False
+
+
+def plain_hits(expr: Expr, doc: Document, fields: tuple[str, ...]) -> tuple[Hit, ...] | None:
+    """`match.evaluate` for a term, an OR of terms, or an AND of those (most rules' shape)
+    that matches, without walking it: every term found is a hit (a true OR reports every
+    alternative found, a true AND all its parts). None for another shape, or when a part has
+    no term found (the caller then asks `match.evaluate`)."""
+    hits: list[Hit] = []
+    for part in expr.children if isinstance(expr, And) else (expr,):
+        found = False
+        for term in part.children if isinstance(part, Or) else (part,):
+            if not isinstance(term, Term):
+                return None
+            occurrences = doc.occurrences(term, fields)
+            if occurrences:
+                found = True
+                hits += occurrences
+        if not found:
+            return None
+    order = {name: i for i, name in enumerate(fields)}
+    return tuple(sorted(set(hits), key=lambda h: (order[h.field], h.start, h.end, h.term)))
 
 
 @dataclass(frozen=True)

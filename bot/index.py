@@ -30,10 +30,19 @@ from typing import Any
 
 import ahocorasick
 
-from bot.decide import KeyPresent, Page, PageDocument, Program, compile_rule, exact_key, run
+from bot.decide import (
+    KeyPresent,
+    Page,
+    PageDocument,
+    Program,
+    compile_rule,
+    exact_key,
+    plain_hits,
+    run,
+)
 from bot.errors import IndexMissing
 from bot.expr import EXPR_TYPES, And, Expr, Near, Not, Scope, Term
-from bot.match import Document, match_rule
+from bot.match import Document, match_rule, rule_match
 from bot.models import FIELDS, Article, Rule, RuleMatch
 from bot.query import parse_query
 from bot.textnorm import is_hangul
@@ -294,15 +303,23 @@ class RuleIndex:
         than `feed` are skipped; None: no rule is), in rule order, as `match_rule` says.
 
         The candidates are decided from the article's words (`decide`); only the rules that
-        match, and those it cannot tell, are evaluated by `match_rule`, for their hits."""
+        match, and those it cannot tell, are evaluated by `match_rule`, for their hits (or,
+        for a matching AND of ORs of terms, by `decide.plain_hits`)."""
         page, decided, has = self._decided(texts, feed)
         doc: Document | None = None
         found = []
-        for i, _ in decided:
+        for i, value in decided:
             if doc is None:
                 exact = page.exact
                 doc = PageDocument.of(texts, page, has) if exact else Document.from_fields(texts)
-            match = match_rule(self._evaluated[i], doc)
+            rule = self._evaluated[i]
+            expr = rule.expr
+            if value and isinstance(expr, EXPR_TYPES):  # it matches: its hits, without a walk
+                hits = plain_hits(expr, doc, rule.fields)
+                if hits is not None:
+                    found.append((self.rules[i], rule_match(rule.name, expr, hits)))
+                    continue
+            match = match_rule(rule, doc)
             if match is not None:
                 found.append((self.rules[i], match))
         return found
