@@ -13,7 +13,8 @@ for every article.
 The rules filed under the keys an article holds, that also hold their second and other groups,
 are its candidates. Each is decided from the page by its compiled program (`decide.run`); the
 few it cannot tell, and to find their hits the ones that match, go to the reference evaluator
-(`match.match_rule`), so the index says exactly what the reference says, hits included.
+(`match.match_rule`; a matching AND of ORs of terms has its hits from `decide.plain_hits`), so
+the index says exactly what the reference says, hits included.
 """
 
 from __future__ import annotations
