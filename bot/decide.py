@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
+from itertools import accumulate
 from typing import Any
 
 from bot.expr import And, Expr, Near, Not, Or, Scope, Term, terms
-from bot.match import PARTICLES, Document, FieldIndex, Occurrence
-from bot.textnorm import hangul_runs, is_hangul, raw_words, split_words, word_spans
+from bot.match import PARTICLES, Document, Occurrence
+from bot.models import Hit
+from bot.textnorm import hangul_runs, is_hangul, raw_words, split_words, squeezable
 
 _PARTICLE = "(?:" + "|".join(PARTICLES) + ")?"
 _is_hangul = cache(is_hangul)  # asked of the same few words of the rules again and again
@@ -110,6 +113,10 @@ class Page:
     @property
     def exact(self) -> bool:
         return all(f.exact for f in self.fields.values())
+
+    def holds(self, key: str) -> bool:
+        """Whether the view holds `key` (`index.word_key`), without scanning it."""
+        return any(key in f.text or key in f.hangul for f in self.fields.values())
 
     def view(self) -> str:
         """Every field's words between spaces, then its Hangul runs."""
@@ -409,42 +416,48 @@ def _pair(
     return None if unsure else False
 
 
-class _Fields(Mapping[str, FieldIndex]):
-    """Fields tokenized for the reference evaluator only when it asks for one."""
-
-    def __init__(self, texts: Mapping[str, str]) -> None:
-        self._texts = texts
-        self._built: dict[str, FieldIndex] = {}
-
-    def __getitem__(self, name: str) -> FieldIndex:
-        built = self._built.get(name)
-        if built is None:
-            built = self._built[name] = FieldIndex.build(self._texts[name])
-        return built
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._texts)
-
-    def __len__(self) -> int:
-        return len(self._texts)
+def plain_hits(expr: Expr, doc: Document, fields: tuple[str, ...]) -> tuple[Hit, ...] | None:
+    """`match.evaluate` for a term, an OR of terms, or an AND of those (most rules' shape)
+    that matches, without walking it: every term found is a hit (a true OR reports every
+    alternative found, a true AND all its parts). None for another shape, or when a part has
+    no term found (the caller then asks `match.evaluate`)."""
+    hits: list[Hit] = []
+    for part in expr.children if isinstance(expr, And) else (expr,):
+        found = False
+        for term in part.children if isinstance(part, Or) else (part,):
+            if not isinstance(term, Term):
+                return None
+            occurrences = doc.occurrences(term, fields)
+            if occurrences:
+                found = True
+                hits += occurrences
+        if not found:
+            return None
+    order = {name: i for i, name in enumerate(fields)}
+    return tuple(sorted(set(hits), key=lambda h: (order[h.field], h.start, h.end, h.term)))
 
 
 @dataclass(frozen=True)
 class PageDocument(Document):
-    """A `Document` that finds most terms from a page and each word's offsets, without a
-    token object per word: the reference evaluator then reports the very hits it would with
-    the article tokenized. A Hangul term found across eojeols, or with particles, is left to
-    the tokenized field (made then)."""
+    """A `Document` that finds terms from a page and each word's offsets, without a token
+    object per word: the reference evaluator then reports the very hits it would with the
+    article tokenized. A Hangul term found across eojeols, or with particles, is searched in
+    the field's Hangul runs made from the page's words (`_runs`), as `FieldIndex` does."""
 
     page: Page | None = field(default=None, compare=False, repr=False)
     texts: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    has: KeyPresent | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def of(cls, texts: Mapping[str, str], page: Page) -> PageDocument:
-        """For an exact page (`Page.exact`) of `texts`."""
-        vocabulary = frozenset().union(*(f.text.split() for f in page.fields.values()))
-        hangul = "\n".join(f.hangul for f in page.fields.values())
-        return cls(_Fields(texts), vocabulary, hangul, page=page, texts=texts)
+    def of(cls, texts: Mapping[str, str], page: Page, has: KeyPresent) -> PageDocument:
+        """For an exact page (`Page.exact`) of `texts`; `has` tells whether a word is in it
+        (from the scan of its view, or the page for a word whose key is not indexed). Its
+        fields, vocabulary and Hangul text are not made: the page tells."""
+        return cls({}, frozenset(), "", page=page, texts=texts, has=has)
+
+    def _may_contain(self, word: str, prefix: bool) -> bool:
+        assert self.has is not None
+        return self.has(word, prefix)
 
     def _term_spans(self, term: Term, fields: tuple[str, ...]) -> tuple[Occurrence, ...]:
         assert self.page is not None
@@ -456,7 +469,7 @@ class PageDocument(Document):
             spans = self._spans(name)
             if all(_is_hangul(w) for w in term.words):
                 if len(term.words) > 1 or _hangul_term(term, words) is None:
-                    found += super()._term_spans(term, (name,))  # the runs tell
+                    found += self._in_runs(name, term.words)  # the runs tell
                     continue
                 found += _inside_words(name, term.words[0], words, spans)
                 continue
@@ -488,17 +501,76 @@ class PageDocument(Document):
                     found.append(Occurrence(name, start, end, first, first + last))
         return tuple(found)
 
-    def _spans(self, name: str) -> list[tuple[int, int]]:
+    def _spans(self, name: str) -> Spans:
         """Where each word of field `name` stands in its text."""
         cache = self._word_spans
         spans = cache.get(name)
         if spans is None:
-            spans = cache[name] = word_spans(self.page.fields[name].parts)  # type: ignore[union-attr]
+            spans = cache[name] = Spans(self.page.fields[name].parts)  # type: ignore[union-attr]
         return spans
 
     @cached_property
-    def _word_spans(self) -> dict[str, list[tuple[int, int]]]:
+    def _word_spans(self) -> dict[str, Spans]:
         return {}
+
+    def _in_runs(self, name: str, words: tuple[str, ...]) -> list[Occurrence]:
+        """`FieldIndex.hangul_spans`: where Hangul words stand together in field `name`, spaced
+        or not, particles allowed between them (an exact page's Hangul words are syllables,
+        which NFKC leaves as they are, so each character's offset is known)."""
+        pattern = _hangul_pattern(words)
+        spans = self._spans(name)
+        found = []
+        for text, offsets, positions in self._runs(name):
+            for hit in pattern.finditer(text):
+                a = bisect_right(offsets, hit.start()) - 1
+                b = bisect_right(offsets, hit.end() - 1) - 1
+                first, last = positions[a], positions[b]
+                start = spans[first][0] + hit.start() - offsets[a]
+                end = spans[last][0] + hit.end() - offsets[b]
+                found.append(Occurrence(name, start, end, first, last))
+        return found
+
+    def _runs(self, name: str) -> list[tuple[str, list[int], list[int]]]:
+        """`FieldIndex.runs` of field `name`: Hangul words only spaced apart, each run as its
+        words joined, where each starts in that text, and their positions."""
+        cache = self._field_runs
+        runs = cache.get(name)
+        if runs is not None:
+            return runs
+        runs = cache[name] = []
+        words = self.page.fields[name].words  # type: ignore[union-attr]
+        spans, text = self._spans(name), self.texts[name]
+        previous = -2
+        for i, word in enumerate(words):
+            if not _is_hangul(word):
+                continue
+            if previous == i - 1 and squeezable(text[spans[previous][1] : spans[i][0]]):
+                joined, offsets, positions = runs[-1]
+                offsets.append(len(joined))
+                positions.append(i)
+                runs[-1] = (joined + word, offsets, positions)
+            else:
+                runs.append((word, [0], [i]))
+            previous = i
+        return runs
+
+    @cached_property
+    def _field_runs(self) -> dict[str, list[tuple[str, list[int], list[int]]]]:
+        return {}
+
+
+class Spans:
+    """`textnorm.word_spans` of a field's parts, each span made when asked for: a hit needs
+    a few of a field's hundreds."""
+
+    __slots__ = ("_ends",)
+
+    def __init__(self, parts: list[str]) -> None:
+        self._ends = list(accumulate(map(len, parts)))
+
+    def __getitem__(self, i: int) -> tuple[int, int]:
+        ends = self._ends
+        return ends[2 * i], ends[2 * i + 1]
 
 
 def _first_inside(word: str, text: str, span: tuple[int, int]) -> tuple[int, int]:
@@ -511,9 +583,7 @@ def _first_inside(word: str, text: str, span: tuple[int, int]) -> tuple[int, int
     return at, at + len(word)
 
 
-def _inside_words(
-    name: str, word: str, words: FieldWords, spans: list[tuple[int, int]]
-) -> list[Occurrence]:
+def _inside_words(name: str, word: str, words: FieldWords, spans: Spans) -> list[Occurrence]:
     """Every place of a Hangul word, known to lie inside single eojeols (`_hangul_term`)."""
     found = []
     texts = words.words

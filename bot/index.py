@@ -13,7 +13,8 @@ for every article.
 The rules filed under the keys an article holds, that also hold their second and other groups,
 are its candidates. Each is decided from the page by its compiled program (`decide.run`); the
 few it cannot tell, and to find their hits the ones that match, go to the reference evaluator
-(`match.match_rule`), so the index says exactly what the reference says, hits included.
+(`match.match_rule`; a matching AND of ORs of terms has its hits from `decide.plain_hits`), so
+the index says exactly what the reference says, hits included.
 """
 
 from __future__ import annotations
@@ -30,10 +31,19 @@ from typing import Any
 
 import ahocorasick
 
-from bot.decide import Page, PageDocument, Program, compile_rule, exact_key, run
+from bot.decide import (
+    KeyPresent,
+    Page,
+    PageDocument,
+    Program,
+    compile_rule,
+    exact_key,
+    plain_hits,
+    run,
+)
 from bot.errors import IndexMissing
 from bot.expr import EXPR_TYPES, And, Expr, Near, Not, Scope, Term
-from bot.match import Document, match_rule
+from bot.match import Document, match_rule, rule_match
 from bot.models import FIELDS, Article, Rule, RuleMatch
 from bot.query import parse_query
 from bot.textnorm import is_hangul
@@ -294,15 +304,23 @@ class RuleIndex:
         than `feed` are skipped; None: no rule is), in rule order, as `match_rule` says.
 
         The candidates are decided from the article's words (`decide`); only the rules that
-        match, and those it cannot tell, are evaluated by `match_rule`, for their hits."""
-        page, decided = self._decided(texts, feed)
+        match, and those it cannot tell, are evaluated by `match_rule`, for their hits (or,
+        for a matching AND of ORs of terms, by `decide.plain_hits`)."""
+        page, decided, has = self._decided(texts, feed)
         doc: Document | None = None
         found = []
-        for i, _ in decided:
+        for i, value in decided:
             if doc is None:
                 exact = page.exact
-                doc = PageDocument.of(texts, page) if exact else Document.from_fields(texts)
-            match = match_rule(self._evaluated[i], doc)
+                doc = PageDocument.of(texts, page, has) if exact else Document.from_fields(texts)
+            rule = self._evaluated[i]
+            expr = rule.expr
+            if value and isinstance(expr, EXPR_TYPES):  # it matches: its hits, without a walk
+                hits = plain_hits(expr, doc, rule.fields)
+                if hits is not None:
+                    found.append((self.rules[i], rule_match(rule.name, expr, hits)))
+                    continue
+            match = match_rule(rule, doc)
             if match is not None:
                 found.append((self.rules[i], match))
         return found
@@ -323,21 +341,24 @@ class RuleIndex:
 
     def _decided(
         self, texts: Mapping[str, str], feed: str | None
-    ) -> tuple[Page, list[tuple[int, bool | None]]]:
-        """The article's page, and each candidate that may match, with True (it does) or
-        None (ask the reference)."""
+    ) -> tuple[Page, list[tuple[int, bool | None]], KeyPresent]:
+        """The article's page, each candidate that may match, with True (it does) or None
+        (ask the reference), and whether a word may be in the article (from the scan)."""
         page = Page.of(texts)
         present = self._scan(page)
-        chosen = self.candidates(present, feed)
-        if not chosen:
-            return page, []
-        exact = page.exact and set(page.fields) <= set(FIELDS)  # what the programs assume
         get = self._automaton.get
 
         def has(word: str, prefix: bool) -> bool:
-            key_id: int = get(word_key(word, prefix), -1)
-            return key_id < 0 or key_id in present  # a key not indexed: look for the word
+            key = word_key(word, prefix)
+            key_id: int = get(key, -1)
+            if key_id < 0:  # not indexed (a word of a phrase indexed whole): look for it
+                return page.holds(key)
+            return key_id in present
 
+        chosen = self.candidates(present, feed)
+        if not chosen:
+            return page, [], has
+        exact = page.exact and set(page.fields) <= set(FIELDS)  # what the programs assume
         decided: list[tuple[int, bool | None]] = []
         for i in chosen:
             value = None
@@ -345,7 +366,7 @@ class RuleIndex:
                 value = run(self._programs[i], page, self._evaluated[i].fields, present, has)
             if value is not False:
                 decided.append((i, value))
-        return page, decided
+        return page, decided, has
 
     def matches(self, article: Article) -> list[tuple[Rule, RuleMatch]]:
         """Every rule that matches `article` (rules limited to other feeds are skipped)."""

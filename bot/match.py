@@ -330,6 +330,11 @@ def match_rule(rule: Rule, doc: Document) -> RuleMatch | None:
     hits = evaluate(expr, doc, rule.fields)
     if hits is None:
         return None
+    return rule_match(rule.name, expr, hits)
+
+
+def rule_match(name: str, expr: Expr, hits: tuple[Hit, ...]) -> RuleMatch:
+    """A match of rule `name` (query `expr`) with these hits: its terms that fired, in order."""
     fired = {hit.term for hit in hits}
     in_order = dict.fromkeys(t.text for t in terms(expr) if t.text in fired)
-    return RuleMatch(rule.name, tuple(in_order), hits)
+    return RuleMatch(name, tuple(in_order), hits)

@@ -106,7 +106,15 @@ def squeezable(gap: str) -> bool:
 _SEPARATORS = str.maketrans("", "", ",，.．")  # only numbers and acronyms can hold these
 # The tokenizer's pattern without its groups, so that it has one group of ours.
 _WORD = re.compile(re.sub(r"(?<!\\)\((?!\?)", "(?:", _TOKEN.pattern))
-_WORD_AROUND = re.compile(f"({_WORD.pattern})")  # `split` then keeps the words
+# For `split`, the same words found faster, with one group so that `split` keeps them: a
+# lookahead lets the engine skip the gaps (every word starts with a letter or digit, or a Hangul
+# or Han character), then shortcuts for the two usual words, each tried only where it finds what
+# the full pattern would: two or more ASCII letters not followed by a letter, digit or combining
+# mark (so not an acronym, a number or a longer word), and a Hangul run.
+_ENDS = f"(?!{_OTHER}|{_MARK})"
+_WORD_AROUND = re.compile(
+    f"(?=[^\\W_]|[{_HANGUL}{_HAN}])([A-Za-z]{{2,}}{_ENDS}|[{_HANGUL}]+|{_WORD.pattern})"
+)
 
 
 def split_words(text: str) -> list[str]:

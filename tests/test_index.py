@@ -209,6 +209,25 @@ def test_matches_come_in_rule_order() -> None:
     assert names(RuleIndex(rules).matches(article)) == ["0", "1", "2", "3"]
 
 
+def test_hits_of_a_matching_rule_are_the_references_without_tokenizing() -> None:
+    """Every alternative found, a Hangul word found across eojeols and a Hangul phrase with a
+    particle: the hits made from the page are the reference's, offsets included."""
+    rules = [
+        rule("(usfk OR troop* OR 감축) AND (주한미군 OR korea)", name="and-of-ors"),
+        rule('"주한미군 감축" OR 미군감', name="hangul"),
+        rule("(usfk OR 주한미군) NEAR/3 감축", name="near"),
+    ]
+    article = make_article(
+        title="USFK troops: Korea",
+        summary="주한 미군의 감축, troopers",
+        content="주한미군은 감축 논의 — USFK",
+    )
+    found = RuleIndex(rules).matches(article)
+    assert found == reference(article, rules)
+    assert names(found) == ["and-of-ors", "hangul", "near"]
+    assert len(found[0][1].hits) >= 6
+
+
 def test_a_rule_without_its_parsed_query_is_parsed_once_for_the_index() -> None:
     plain = Rule(name="p", query="troop* korea", channel="#news")
     article = make_article(title="Troops in Korea", summary="", content="")

@@ -6,8 +6,10 @@ import time
 import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bot.textnorm import Token, is_hangul, normalize, tokenize, words
+from bot.textnorm import Token, is_hangul, normalize, split_words, tokenize, word_spans, words
 
 
 def spans(text: str) -> list[tuple[str, str]]:
@@ -115,3 +117,23 @@ def test_tokenize_is_linear_on_pathological_input() -> None:
     for text in ("a." * 15_000, "1,000" * 6_000, "a" * 30_000 + "X", "가" * 30_000):
         tokenize(text)
     assert time.perf_counter() - started < 1.0
+
+
+# Pieces that stress the split's shortcuts: ASCII words beside digits, dots, commas, marks,
+# other scripts, Hangul (also jamo and unassigned code points of its blocks), Han, apostrophes.
+PIECES = [
+    "troops", "US", "a", "U.S.", "e.g", "u.s.a", "F", "35", "1,234", "28,500,000", "1,5",
+    "café", "cafe\u0301", "ab\u0301c", "x_y", "_", "ǅ", "ﬁnal", "Ａ．Ｂ．", "２８，５００",
+    "Straße", "주한미군은", "미군", "\u1100\u1161", "ㄱ", "\u3130", "\ua97f", "\uffa0",
+    "美", "韓美", "\ufa6e", "\u02bc", "'", "’", "Кремль", "かな", "٣",
+    " ", " ", ".", ",", "-", "\u200b", "\n", "",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=12))
+def test_split_words_finds_the_tokenizers_words_at_its_offsets(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    parts = split_words(text)
+    assert "".join(parts) == text
+    assert word_spans(parts) == [(t.start, t.end) for t in tokenize(text)]
