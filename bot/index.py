@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import ahocorasick
@@ -49,6 +50,7 @@ from bot.query import parse_query
 from bot.textnorm import is_hangul
 
 _generations = itertools.count(1)
+_second = itemgetter(1)  # a key's id from the automaton's (end, id)
 
 # Words too common to file a rule under when it has a better choice: function words and the
 # words of most news stories, English and Korean. A key inside one of them is common too.
@@ -260,11 +262,16 @@ class RuleIndex:
         self._filed_keys = frozenset(filed)
         self._second = {key_id: tuple(rules) for key_id, rules in second.items()}
         self._second_keys = frozenset(second)
+        # Two automata: the keys of words (each starting with a space) for the fields' words,
+        # the Hangul ones for the Hangul runs only, where every Hangul word of an exact page
+        # also stands; scanning the words for them too found most of them twice.
         self._automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        self._hangul = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         for key, key_id in keys.items():
-            self._automaton.add_word(key, key_id)
-        if keys:
-            self._automaton.make_automaton()
+            (self._automaton if key.startswith(" ") else self._hangul).add_word(key, key_id)
+        for automaton in (self._automaton, self._hangul):
+            if len(automaton):
+                automaton.make_automaton()
         self.keys = len(keys)
 
     def present(self, texts: Iterable[str]) -> set[int]:
@@ -272,9 +279,27 @@ class RuleIndex:
         return self._scan(Page.of({str(i): text for i, text in enumerate(texts)}))
 
     def _scan(self, page: Page) -> set[int]:
-        if not self.keys:
-            return set()
-        return {key_id for _, key_id in self._automaton.iter(page.view())}
+        """The ids of the keys in the page's view: its words' keys found in the fields' words,
+        its Hangul keys in the Hangul runs (and, on a page that is not exact, where a
+        normalized word may hold Hangul its runs lack, in the words too)."""
+        fields = page.fields.values()
+        found: set[int] = set()
+        words = "\n".join([f.text for f in fields])
+        if len(self._automaton):
+            found.update(map(_second, self._automaton.iter(words)))
+        if len(self._hangul):
+            runs = "".join([f.hangul for f in fields])
+            if runs:
+                found.update(map(_second, self._hangul.iter(runs)))
+            if not page.exact:
+                found.update(map(_second, self._hangul.iter(words)))
+        return found
+
+    def _key_id(self, key: str) -> int:
+        """The id of `key` (`word_key`), -1 when it is not indexed."""
+        automaton = self._automaton if key.startswith(" ") else self._hangul
+        key_id: int = automaton.get(key, -1)
+        return key_id
 
     def candidates(self, present: set[int], feed: str | None = None) -> list[int]:
         """Positions of the rules that may match, given the keys present, in rule order."""
@@ -346,11 +371,11 @@ class RuleIndex:
         (ask the reference), and whether a word may be in the article (from the scan)."""
         page = Page.of(texts)
         present = self._scan(page)
-        get = self._automaton.get
+        key_of = self._key_id
 
         def has(word: str, prefix: bool) -> bool:
             key = word_key(word, prefix)
-            key_id: int = get(key, -1)
+            key_id = key_of(key)
             if key_id < 0:  # not indexed (a word of a phrase indexed whole): look for it
                 return page.holds(key)
             return key_id in present
