@@ -295,12 +295,6 @@ class RuleIndex:
                 found.update(map(_second, self._hangul.iter(words)))
         return found
 
-    def _key_id(self, key: str) -> int:
-        """The id of `key` (`word_key`), -1 when it is not indexed."""
-        automaton = self._automaton if key.startswith(" ") else self._hangul
-        key_id: int = automaton.get(key, -1)
-        return key_id
-
     def candidates(self, present: set[int], feed: str | None = None) -> list[int]:
         """Positions of the rules that may match, given the keys present, in rule order."""
         filed, second = self._filed, self._second
@@ -371,11 +365,11 @@ class RuleIndex:
         (ask the reference), and whether a word may be in the article (from the scan)."""
         page = Page.of(texts)
         present = self._scan(page)
-        key_of = self._key_id
+        in_words, in_runs = self._automaton.get, self._hangul.get
 
-        def has(word: str, prefix: bool) -> bool:
+        def has(word: str, prefix: bool) -> bool:  # asked for each term of a matching rule
             key = word_key(word, prefix)
-            key_id = key_of(key)
+            key_id: int = (in_words if key[:1] == " " else in_runs)(key, -1)
             if key_id < 0:  # not indexed (a word of a phrase indexed whole): look for it
                 return page.holds(key)
             return key_id in present
