@@ -1,14 +1,15 @@
 """Every rule compiled into one index, so an article is scanned once whatever the number of rules.
 
-One Aho-Corasick automaton (pyahocorasick) holds a key per term where one key tells it
+Aho-Corasick automata (pyahocorasick) hold a key per term where one key tells it
 (`decide.exact_key`: a word between spaces `" usfk "`, a prefix `" troop"`, a phrase of
 non-Hangul words `" south korea "`, a Hangul word `"주한미군"`), else a key per word, looked for
 in the view of the article's `decide.Page`, where each field's words stand in order between
-spaces and its Hangul runs stand joined. Each rule is filed under its rarest *required group*:
-a set of keys of which the article must hold at least one for the rule to match (the
-alternatives of an OR, each side of a NEAR, a term under AND or a field scope); a rule without
-one (only possible for a rule built in code, since `check_query` refuses them) is a candidate
-for every article.
+spaces and its Hangul runs stand joined: one automaton for the keys of words, scanning the
+words, one for the Hangul keys, scanning the runs. Each rule is filed under its rarest
+*required group*: a set of keys of which the article must hold at least one for the rule to
+match (the alternatives of an OR, each side of a NEAR, a term under AND or a field scope); a
+rule without one (only possible for a rule built in code, since `check_query` refuses them)
+is a candidate for every article.
 
 The rules filed under the keys an article holds, that also hold their second and other groups,
 are its candidates. Each is decided from the page by its compiled program (`decide.run`); the
