@@ -228,7 +228,7 @@ def index_memory(rules: list[Rule]) -> int:
     index = RuleIndex(rules)
     traced = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    automaton = index._automaton.get_stats()["total_size"]  # pyahocorasick's own allocations
+    automaton = sum(a.get_stats()["total_size"] for a in (index._automaton, index._hangul))
     return traced + int(automaton)
 
 

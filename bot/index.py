@@ -1,14 +1,15 @@
 """Every rule compiled into one index, so an article is scanned once whatever the number of rules.
 
-One Aho-Corasick automaton (pyahocorasick) holds a key per term where one key tells it
+Aho-Corasick automata (pyahocorasick) hold a key per term where one key tells it
 (`decide.exact_key`: a word between spaces `" usfk "`, a prefix `" troop"`, a phrase of
 non-Hangul words `" south korea "`, a Hangul word `"주한미군"`), else a key per word, looked for
 in the view of the article's `decide.Page`, where each field's words stand in order between
-spaces and its Hangul runs stand joined. Each rule is filed under its rarest *required group*:
-a set of keys of which the article must hold at least one for the rule to match (the
-alternatives of an OR, each side of a NEAR, a term under AND or a field scope); a rule without
-one (only possible for a rule built in code, since `check_query` refuses them) is a candidate
-for every article.
+spaces and its Hangul runs stand joined: one automaton for the keys of words, scanning the
+words, one for the Hangul keys, scanning the runs. Each rule is filed under its rarest
+*required group*: a set of keys of which the article must hold at least one for the rule to
+match (the alternatives of an OR, each side of a NEAR, a term under AND or a field scope); a
+rule without one (only possible for a rule built in code, since `check_query` refuses them)
+is a candidate for every article.
 
 The rules filed under the keys an article holds, that also hold their second and other groups,
 are its candidates. Each is decided from the page by its compiled program (`decide.run`); the
@@ -27,6 +28,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import ahocorasick
@@ -49,6 +51,7 @@ from bot.query import parse_query
 from bot.textnorm import is_hangul
 
 _generations = itertools.count(1)
+_second = itemgetter(1)  # a key's id from the automaton's (end, id)
 
 # Words too common to file a rule under when it has a better choice: function words and the
 # words of most news stories, English and Korean. A key inside one of them is common too.
@@ -260,11 +263,16 @@ class RuleIndex:
         self._filed_keys = frozenset(filed)
         self._second = {key_id: tuple(rules) for key_id, rules in second.items()}
         self._second_keys = frozenset(second)
+        # Two automata: the keys of words (each starting with a space) for the fields' words,
+        # the Hangul ones for the Hangul runs only, where every Hangul word of an exact page
+        # also stands; scanning the words for them too found most of them twice.
         self._automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        self._hangul = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         for key, key_id in keys.items():
-            self._automaton.add_word(key, key_id)
-        if keys:
-            self._automaton.make_automaton()
+            (self._automaton if key.startswith(" ") else self._hangul).add_word(key, key_id)
+        for automaton in (self._automaton, self._hangul):
+            if len(automaton):
+                automaton.make_automaton()
         self.keys = len(keys)
 
     def present(self, texts: Iterable[str]) -> set[int]:
@@ -272,9 +280,21 @@ class RuleIndex:
         return self._scan(Page.of({str(i): text for i, text in enumerate(texts)}))
 
     def _scan(self, page: Page) -> set[int]:
-        if not self.keys:
-            return set()
-        return {key_id for _, key_id in self._automaton.iter(page.view())}
+        """The ids of the keys in the page's view: its words' keys found in the fields' words,
+        its Hangul keys in the Hangul runs (and, on a page that is not exact, where a
+        normalized word may hold Hangul its runs lack, in the words too)."""
+        fields = page.fields.values()
+        found: set[int] = set()
+        words = "\n".join([f.text for f in fields])
+        if len(self._automaton):
+            found.update(map(_second, self._automaton.iter(words)))
+        if len(self._hangul):
+            runs = "".join([f.hangul for f in fields])
+            if runs:
+                found.update(map(_second, self._hangul.iter(runs)))
+            if not page.exact:
+                found.update(map(_second, self._hangul.iter(words)))
+        return found
 
     def candidates(self, present: set[int], feed: str | None = None) -> list[int]:
         """Positions of the rules that may match, given the keys present, in rule order."""
@@ -346,11 +366,11 @@ class RuleIndex:
         (ask the reference), and whether a word may be in the article (from the scan)."""
         page = Page.of(texts)
         present = self._scan(page)
-        get = self._automaton.get
+        in_words, in_runs = self._automaton.get, self._hangul.get
 
-        def has(word: str, prefix: bool) -> bool:
+        def has(word: str, prefix: bool) -> bool:  # asked for each term of a matching rule
             key = word_key(word, prefix)
-            key_id: int = get(key, -1)
+            key_id: int = (in_words if key[:1] == " " else in_runs)(key, -1)
             if key_id < 0:  # not indexed (a word of a phrase indexed whole): look for it
                 return page.holds(key)
             return key_id in present

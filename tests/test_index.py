@@ -27,7 +27,7 @@ from bot.query import parse_query, parse_term
 from bot.runtime import Runtime, make_worker_pool
 from bot.slack import SlackSender
 from bot.store import Store
-from bot.textnorm import tokenize, word_spans
+from bot.textnorm import is_hangul, tokenize, word_spans
 from tests.e2e import Item, make_app, rss, write_config
 from tests.factories import article as make_article
 from tests.feedserver import FeedServer
@@ -120,6 +120,8 @@ def names_of(rules: list[Rule]) -> list[str]:
         ('"usfk 감축"', "USFK 병력감축을 감축", True),  # a Hangul word inside a phrase
         ("{US} NEAR/2 감축", "US 감축", True),
         ("cafe", "Cafe\u0301 ＣＡＦＥ cafe", True),  # NFKC changes the length of a word
+        ("미군 AND usfk", "USFK주한미군은 밝혔다", True),  # a Hangul key inside an eojeol
+        ("미군 AND usfk", "USFK\u1100\u1161 주한미군은", True),  # the same, on a page with jamo
     ],
 )
 def test_index_agrees_with_reference_on_chosen_cases(query: str, text: str, matched: bool) -> None:
@@ -170,6 +172,17 @@ def test_each_words_key_is_in_the_view_of_a_page_holding_it() -> None:
         for token in tokenize(text):
             key = word_key(token.text, prefix=False)
             assert key in view, (text, key)
+
+
+def test_each_hangul_word_of_an_exact_page_stands_in_its_runs() -> None:
+    # the index looks for Hangul keys in the runs only, so every Hangul word must be there
+    for text in [*PAGE_TEXTS, "주한미군은 감축을, 美韓 동맹(同盟) 병력\u200b감축 ＵＳ주둔"]:
+        words = Page.of({"content": text}).fields["content"]
+        assert words.exact
+        for word in words.words:
+            if any("\uac00" <= c <= "\ud7a3" for c in word):
+                assert is_hangul(word), (text, word)
+                assert word in words.hangul, (text, word)
 
 
 def test_a_pages_words_are_the_tokenizers_at_the_same_offsets() -> None:
