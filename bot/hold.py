@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from bot.models import AlertContent, Article
-from bot.noise import Plan, batches, plan_alerts
+from bot.noise import Plan, Recent, batches, plan_alerts
 from bot.runtime import Runtime
 from bot.story import Signature
 
@@ -29,7 +29,7 @@ async def plan_poll(
         {n for _, c in alerts for n in c.rules if (r := rules.get(n)) and r.max_per_hour}
     )
     now = rt.clock.now()
-    recent = await rt.db(rt.store.recent, capped, now)
+    recent = await rt.db(rt.store.recent, capped, now) if capped else Recent()
     covered = await rt.db(rt.store.covered, [(c.channel, a.cross_key) for a, c in alerts])
     copies: set[tuple[str, str]] = set()
     if signatures:
