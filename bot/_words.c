@@ -1,11 +1,14 @@
 /* A field's words in one pass, as the regexes of bot/textnorm.py find them.
  *
- * scan(text) returns (raw, spans, hangul):
+ * scan(text) returns (raw, spans, hangul, words):
  *   raw     the words of `textnorm.split_words`, NUL-joined, without the commas of numbers and
  *           the dots of acronyms (what `textnorm.raw_words` returns);
  *   spans   each word's start and end offsets in `text`, as native unsigned ints (array "I");
  *   hangul  `textnorm.hangul_runs(text)`: Hangul words only spaced apart, joined, each run
- *           ended by NUL.
+ *           ended by NUL;
+ *   words   when every word is ASCII, Hangul syllables or CJK unified ideographs (which NFKC
+ *           and case folding leave as they are, ASCII letters aside): the words normalized,
+ *           between single spaces (`decide.FieldWords.text`); else None.
  * format_characters(chars) sets the Unicode Cf characters (from unicodedata, at import), which
  * may stand between the Hangul words of one run.
  *
@@ -18,6 +21,7 @@
 #include <Python.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 static Py_UCS4 *format_chars = NULL; /* sorted */
 static Py_ssize_t format_count = 0;
@@ -254,9 +258,11 @@ scan(PyObject *module, PyObject *arg)
 {
     Text t;
     Py_UCS4 *raw = NULL, *runs = NULL;
+    int plain = 1; /* every word is ASCII, Hangul syllables or CJK unified ideographs */
     unsigned int *spans = NULL;
     Py_ssize_t n, i, r = 0, words = 0, capacity, o = 0;
-    PyObject *raw_obj = NULL, *spans_obj = NULL, *runs_obj = NULL, *result = NULL;
+    PyObject *raw_obj = NULL, *spans_obj = NULL, *runs_obj = NULL, *text_obj = NULL;
+    PyObject *result = NULL;
 
     (void)module;
 
@@ -294,11 +300,13 @@ scan(PyObject *module, PyObject *arg)
             continue;
         }
         if (2 * words + 2 > capacity) {
+            unsigned int *more = spans;
             capacity *= 2;
-            if (PyMem_Resize(spans, unsigned int, capacity) == NULL) {
+            if (PyMem_Resize(more, unsigned int, capacity) == NULL) {
                 PyErr_NoMemory();
                 goto done;
             }
+            spans = more;
         }
         spans[2 * words] = (unsigned int)i;
         spans[2 * words + 1] = (unsigned int)end;
@@ -309,6 +317,9 @@ scan(PyObject *module, PyObject *arg)
             Py_UCS4 c = AT(&t, i);
             if (!is_comma(c) && !is_dot(c)) {
                 raw[r++] = c;
+                if (c >= 128 && !(c >= 0xac00 && c <= 0xd7a3) && !(c >= 0x4e00 && c <= 0x9fff)) {
+                    plain = 0;
+                }
             }
         }
     }
@@ -333,11 +344,38 @@ scan(PyObject *module, PyObject *arg)
     if (runs_obj == NULL) {
         goto done;
     }
-    result = PyTuple_Pack(3, raw_obj, spans_obj, runs_obj);
+    if (plain) {
+        /* what NFKC and case folding make of such words: ASCII letters in lower case */
+        Py_UCS4 *text = raw; /* reused: the raw words are already a str */
+        if (PyMem_Resize(text, Py_UCS4, r + 2) == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        raw = text;
+        memmove(text + 1, text, (size_t)r * sizeof(Py_UCS4));
+        text[0] = text[r + 1] = ' ';
+        for (i = 1; i <= r; i++) {
+            if (text[i] == 0) {
+                text[i] = ' ';
+            }
+            else if (text[i] >= 'A' && text[i] <= 'Z') {
+                text[i] += 'a' - 'A';
+            }
+        }
+        text_obj = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, text, r + 2);
+        if (text_obj == NULL) {
+            goto done;
+        }
+    }
+    else {
+        text_obj = Py_NewRef(Py_None);
+    }
+    result = PyTuple_Pack(4, raw_obj, spans_obj, runs_obj, text_obj);
 done:
     Py_XDECREF(raw_obj);
     Py_XDECREF(spans_obj);
     Py_XDECREF(runs_obj);
+    Py_XDECREF(text_obj);
     PyMem_Free(raw);
     PyMem_Free(spans);
     PyMem_Free(runs);
@@ -376,7 +414,8 @@ set_format_characters(PyObject *module, PyObject *arg)
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_O,
-     "scan(text) -> (raw words NUL-joined, word spans as array 'I' bytes, Hangul runs)"},
+     "scan(text) -> (raw words NUL-joined, word spans as array 'I' bytes, Hangul runs, "
+     "normalized words between spaces or None)"},
     {"format_characters", set_format_characters, METH_O,
      "format_characters(chars): the Cf characters that may stand inside a Hangul run"},
     {NULL, NULL, 0, NULL},

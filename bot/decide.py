@@ -50,7 +50,13 @@ class FieldWords:
 
     @classmethod
     def of(cls, text: str) -> FieldWords:
-        raw, spans, hangul = scan_words(text)
+        return cls.scanned(*scan_words(text))
+
+    @classmethod
+    def scanned(cls, raw: str, spans: bytes, hangul: str, plain: str | None) -> FieldWords:
+        """From what `textnorm.scan_words` finds in a field's text."""
+        if plain is not None:  # words that normalizing leaves as they are, ASCII letters aside
+            return cls(spans, raw, plain, hangul, True)
         folded = raw.lower() if raw.isascii() else unicodedata.normalize("NFKC", raw).casefold()
         # a word emptied or holding a space (an Arabic ligature's NFKC) would shift positions
         exact = not raw or (

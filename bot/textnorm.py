@@ -177,14 +177,16 @@ def hangul_runs(text: str) -> str:
     return joined + "\x00"
 
 
-Scan = Callable[[str], tuple[str, bytes, str]]
+Scanned = tuple[str, bytes, str, str | None]
+Scan = Callable[[str], Scanned]
 
 
-def regex_scan(text: str) -> tuple[str, bytes, str]:
-    """`scan_words` by the regexes above: `raw_words`, the words' spans, `hangul_runs`."""
+def regex_scan(text: str) -> Scanned:
+    """`scan_words` by the regexes above: `raw_words`, the words' spans, `hangul_runs` (and
+    no normalized words: the caller normalizes them)."""
     parts = split_words(text)
     ends = list(accumulate(map(len, parts)))
-    return raw_words(parts), array("I", ends[:-1]).tobytes(), hangul_runs(text)
+    return raw_words(parts), array("I", ends[:-1]).tobytes(), hangul_runs(text), None
 
 
 def _c_scan() -> Scan | None:
@@ -194,7 +196,7 @@ def _c_scan() -> Scan | None:
     except ImportError:
         return None
 
-    def first_scan(text: str) -> tuple[str, bytes, str]:
+    def first_scan(text: str) -> Scanned:
         global _scan
         _words.format_characters(format_characters())  # made once, when first needed
         _scan = _words.scan
@@ -207,8 +209,11 @@ _scan: Scan = _c_scan() or regex_scan
 WORD_PASS = "regex" if _scan is regex_scan else "C"
 
 
-def scan_words(text: str) -> tuple[str, bytes, str]:
+def scan_words(text: str) -> Scanned:
     """A field's words in one pass, in C when it was built (else `regex_scan`, the same): the
     words as written NUL-joined (`raw_words`), each word's start and end in `text` (start,
-    end, start, end, … as the bytes of an `array("I")`), and the Hangul runs (`hangul_runs`)."""
+    end, start, end, … as the bytes of an `array("I")`), the Hangul runs (`hangul_runs`),
+    and, from C when every word is ASCII, Hangul syllables or CJK unified ideographs (which
+    `normalize` leaves as they are, ASCII letters aside), the words normalized between single
+    spaces (`" w1 w2 … "`); else None."""
     return _scan(text)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot import textnorm
-from bot.decide import Page, Spans
+from bot.decide import FieldWords, Page, Spans
 from bot.textnorm import regex_scan, scan_words, split_words, tokenize, word_spans
 from tests.shared import CORPUS, need
 
@@ -56,7 +56,10 @@ CASES = [
 
 def same(text: str) -> None:
     assert textnorm.WORD_PASS == "C"
-    assert scan_words(text) == regex_scan(text), text
+    found, expected = scan_words(text), regex_scan(text)
+    assert found[:3] == expected[:3], text
+    # and the words it normalized, when it did, are those normalizing its raw words makes
+    assert FieldWords.scanned(*found) == FieldWords.scanned(*expected), text
 
 
 @needs_c
@@ -106,7 +109,8 @@ def test_no_hangul_letter_is_a_space_or_format_character() -> None:
 
 def test_the_regex_scan_is_split_words_and_hangul_runs() -> None:
     text = "주한 미군 28,500명, U.S. Forces Korea (USFK) 美"
-    raw, spans, hangul = regex_scan(text)
+    raw, spans, hangul, plain = regex_scan(text)
+    assert plain is None  # the caller normalizes the words
     assert raw.split("\x00") == [
         "주한",
         "미군",
@@ -127,5 +131,13 @@ def test_the_regex_scan_is_split_words_and_hangul_runs() -> None:
 def test_a_page_is_made_by_the_pass_in_use() -> None:
     text = "주한미군 U.S. troops"
     words = Page.of({"content": text}).fields["content"]
-    assert (words.raw, words.spans, words.hangul) == scan_words(text)
+    assert (words.raw, words.spans, words.hangul) == scan_words(text)[:3]
     assert ("regex" if _words is None else "C") == textnorm.WORD_PASS
+
+
+@needs_c
+def test_the_c_pass_normalizes_words_that_normalizing_only_lowers() -> None:
+    assert scan_words("주한미군 USFK 28,500명 美軍")[3] == " 주한미군 usfk 28500 명 美 軍 "
+    assert scan_words("")[3] == "  "
+    for text in ("Café", "ＵＳＦＫ", "ㄱ", "\u1100\u1161", "ﬁnal", "Straße", "\uf900"):
+        assert scan_words(text)[3] is None, text  # normalized by `normalize`
