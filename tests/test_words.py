@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import unicodedata
 
 import pytest
@@ -94,6 +95,21 @@ def test_the_c_pass_finds_what_the_regexes_find_in_real_news() -> None:
     assert any(scan_words(text)[2] for text in texts)  # Korean, with Hangul runs
     for text in texts:
         same(text)
+
+
+@needs_c
+def test_the_c_pass_is_linear_on_pathological_text() -> None:
+    """RELIABILITY cases 4 and 32: a 1 MB field and 30,000-character runs of what makes the
+    regexes backtrack, found as the regexes find them, in well under a second."""
+    texts = [
+        "a." * 15_000, "1,000" * 6_000, "1,234," * 5_000 + "5678", "a" * 30_000 + "\u0301",
+        "가 " * 15_000 + ".", "가\u200b" * 15_000, "U.S." * 7_500 + "a", "..U.S" * 6_000,
+        "주한미군 USFK 28,500명 " * 50_000,
+    ]  # fmt: skip
+    started = time.process_time()
+    found = [scan_words(text) for text in texts]
+    assert time.process_time() - started < 1.0
+    assert [f[:3] for f in found] == [regex_scan(text)[:3] for text in texts]
 
 
 def _texts(item: dict[str, object]) -> list[str]:
