@@ -3,8 +3,8 @@
 A `Page` holds each field's words as the tokenizer finds them, normalized, in one string per
 field (`" w1 w2 … "`, so a word's place is found with `str.find` and counted by the spaces
 before it), and the field's Hangul runs, where a Hangul word is found across spaced eojeols.
-Pages are made in a few passes over the text in C, where the reference builds a token object
-per word.
+Pages are made by one pass over each field in C (`textnorm.scan_words`; the same from regular
+expressions where it is not built), where the reference builds a token object per word.
 
 `run` (a rule compiled by `compile_rule`) and `decide` (any expression) answer True or False
 exactly as `match.evaluate` would, or None when they cannot tell cheaply (a Hangul word found
