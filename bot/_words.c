@@ -138,12 +138,11 @@ is_gap(Py_UCS4 c)
 }
 
 typedef struct {
-    int kind;
-    const void *data;
+    const Py_UCS4 *s; /* the text as UCS4 (copied unless it is stored so) */
     Py_ssize_t n;
 } Text;
 
-#define AT(t, i) PyUnicode_READ((t)->kind, (t)->data, (i))
+#define AT(t, i) ((t)->s[(i)])
 
 /* The end of the word of textnorm._WORD_AROUND that starts at `i`, or -1 when none does. */
 static Py_ssize_t
@@ -257,7 +256,7 @@ static PyObject *
 scan(PyObject *module, PyObject *arg)
 {
     Text t;
-    Py_UCS4 *raw = NULL, *runs = NULL;
+    Py_UCS4 *raw = NULL, *runs = NULL, *wide = NULL;
     int plain = 1; /* every word is ASCII, Hangul syllables or CJK unified ideographs */
     unsigned int *spans = NULL;
     Py_ssize_t n, i, r = 0, words = 0, capacity, o = 0;
@@ -281,9 +280,17 @@ scan(PyObject *module, PyObject *arg)
         PyErr_SetString(PyExc_OverflowError, "text too long for unsigned int offsets");
         return NULL;
     }
-    t.kind = PyUnicode_KIND(arg);
-    t.data = PyUnicode_DATA(arg);
     t.n = n;
+    if (PyUnicode_KIND(arg) == PyUnicode_4BYTE_KIND) {
+        t.s = PyUnicode_4BYTE_DATA(arg);
+    }
+    else { /* one widening copy, then plain indexing in every loop */
+        wide = PyUnicode_AsUCS4Copy(arg);
+        if (wide == NULL) {
+            return NULL;
+        }
+        t.s = wide;
+    }
 
     /* at most one word per character; a NUL after each but the last */
     raw = PyMem_New(Py_UCS4, n + n + 1);
@@ -379,6 +386,7 @@ done:
     PyMem_Free(raw);
     PyMem_Free(spans);
     PyMem_Free(runs);
+    PyMem_Free(wide);
     return result;
 }
 
