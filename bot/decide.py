@@ -3,8 +3,8 @@
 A `Page` holds each field's words as the tokenizer finds them, normalized, in one string per
 field (`" w1 w2 … "`, so a word's place is found with `str.find` and counted by the spaces
 before it), and the field's Hangul runs, where a Hangul word is found across spaced eojeols.
-Pages are made in a few passes over the text in C, where the reference builds a token object
-per word.
+Pages are made by one pass over each field in C (`textnorm.scan_words`; the same from regular
+expressions where it is not built), where the reference builds a token object per word.
 
 `run` (a rule compiled by `compile_rule`) and `decide` (any expression) answer True or False
 exactly as `match.evaluate` would, or None when they cannot tell cheaply (a Hangul word found
@@ -22,13 +22,12 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
-from itertools import accumulate
 from typing import Any
 
 from bot.expr import And, Expr, Near, Not, Or, Scope, Term, terms
 from bot.match import PARTICLES, Document, Occurrence
 from bot.models import Hit
-from bot.textnorm import hangul_runs, is_hangul, raw_words, split_words, squeezable
+from bot.textnorm import is_hangul, scan_words, squeezable
 
 _PARTICLE = "(?:" + "|".join(PARTICLES) + ")?"
 _is_hangul = cache(is_hangul)  # asked of the same few words of the rules again and again
@@ -42,7 +41,7 @@ KeyPresent = Callable[[str, bool], bool]  # whether the article's view holds a w
 class FieldWords:
     """One field's words: `text` is `" w1 w2 … wn "` (word i follows the (i+1)th space)."""
 
-    parts: list[str]  # the text around its words (`textnorm.split_words`)
+    spans: bytes  # each word's start and end in the field's text (`textnorm.scan_words`)
     raw: str  # the words as written, "\\x00"-separated (for exact-case terms)
     text: str
     hangul: str  # the field's Hangul runs, each ended by NUL (`textnorm.hangul_runs`)
@@ -51,8 +50,13 @@ class FieldWords:
 
     @classmethod
     def of(cls, text: str) -> FieldWords:
-        parts = split_words(text)
-        raw = raw_words(parts)
+        return cls.scanned(*scan_words(text))
+
+    @classmethod
+    def scanned(cls, raw: str, spans: bytes, hangul: str, plain: str | None) -> FieldWords:
+        """From what `textnorm.scan_words` finds in a field's text."""
+        if plain is not None:  # words that normalizing leaves as they are, ASCII letters aside
+            return cls(spans, raw, plain, hangul, True)
         folded = raw.lower() if raw.isascii() else unicodedata.normalize("NFKC", raw).casefold()
         # a word emptied or holding a space (an Arabic ligature's NFKC) would shift positions
         exact = not raw or (
@@ -66,12 +70,11 @@ class FieldWords:
         )
         if raw and not exact and "\x00\x00" in f"\x00{folded}\x00":  # as the tokenizer
             folded = "\x00".join(w for w in folded.split("\x00") if w)  # drops emptied words
-        hangul = hangul_runs(text)
         if hangul and _NOT_SYLLABLE.search(hangul) is not None:
             # jamo: the reference normalizes each word alone; for the scan, all of them joined
             exact = False
             hangul = "".join(w for w in folded.split("\x00") if _is_hangul(w)) + "\x00"
-        return cls(parts, raw, f" {folded.replace(chr(0), ' ')} ", hangul, exact)
+        return cls(spans, raw, f" {folded.replace(chr(0), ' ')} ", hangul, exact)
 
     def positions(self, needle: str) -> list[int]:
         """The word positions where `needle` (with its spaces) starts, each once, in order."""
@@ -506,7 +509,7 @@ class PageDocument(Document):
         cache = self._word_spans
         spans = cache.get(name)
         if spans is None:
-            spans = cache[name] = Spans(self.page.fields[name].parts)  # type: ignore[union-attr]
+            spans = cache[name] = Spans(self.page.fields[name].spans)  # type: ignore[union-attr]
         return spans
 
     @cached_property
@@ -560,17 +563,20 @@ class PageDocument(Document):
 
 
 class Spans:
-    """`textnorm.word_spans` of a field's parts, each span made when asked for: a hit needs
-    a few of a field's hundreds."""
+    """A field's word spans (`FieldWords.spans`), each made when asked for: a hit needs a few
+    of a field's hundreds."""
 
-    __slots__ = ("_ends",)
+    __slots__ = ("_offsets",)
 
-    def __init__(self, parts: list[str]) -> None:
-        self._ends = list(accumulate(map(len, parts)))
+    def __init__(self, spans: bytes) -> None:
+        self._offsets = memoryview(spans).cast("I")
 
     def __getitem__(self, i: int) -> tuple[int, int]:
-        ends = self._ends
-        return ends[2 * i], ends[2 * i + 1]
+        offsets = self._offsets
+        return offsets[2 * i], offsets[2 * i + 1]
+
+    def __len__(self) -> int:
+        return len(self._offsets) // 2
 
 
 def _first_inside(word: str, text: str, span: tuple[int, int]) -> tuple[int, int]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import accumulate
@@ -146,10 +148,15 @@ _NOT_HANGUL_OR_NUL = re.compile(f"[^{_HANGUL}\x00]")
 
 
 @cache
+def format_characters() -> str:
+    """The invisible format characters (category Cf), which may stand inside a Hangul run."""
+    return "".join(c for c in map(chr, range(0x110000)) if unicodedata.category(c) == "Cf")
+
+
+@cache
 def _runs() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """Hangul words that only spaces (or invisible format characters) separate, and those."""
-    invisible = "".join(c for c in map(chr, range(0x110000)) if unicodedata.category(c) == "Cf")
-    gap = f"[\\s{re.escape(invisible)}]+"
+    gap = f"[\\s{re.escape(format_characters())}]+"
     # the lookahead lets the regex engine skip to a Hangul letter (four times faster)
     return re.compile(f"(?=[{_HANGUL}])[{_HANGUL}]+(?:{gap}[{_HANGUL}]+)*"), re.compile(gap)
 
@@ -168,3 +175,45 @@ def hangul_runs(text: str) -> str:
     if _NOT_HANGUL_OR_NUL.search(joined) is not None:
         joined = gaps.sub("", joined)
     return joined + "\x00"
+
+
+Scanned = tuple[str, bytes, str, str | None]
+Scan = Callable[[str], Scanned]
+
+
+def regex_scan(text: str) -> Scanned:
+    """`scan_words` by the regexes above: `raw_words`, the words' spans, `hangul_runs` (and
+    no normalized words: the caller normalizes them)."""
+    parts = split_words(text)
+    ends = list(accumulate(map(len, parts)))
+    return raw_words(parts), array("I", ends[:-1]).tobytes(), hangul_runs(text), None
+
+
+def _c_scan() -> Scan | None:
+    """The word pass in C (bot/_words.c), or None when it was not built (no C compiler)."""
+    try:
+        from bot import _words
+    except ImportError:
+        return None
+
+    def first_scan(text: str) -> Scanned:
+        global _scan
+        _words.format_characters(format_characters())  # made once, when first needed
+        _scan = _words.scan
+        return _scan(text)
+
+    return first_scan
+
+
+_scan: Scan = _c_scan() or regex_scan
+WORD_PASS = "regex" if _scan is regex_scan else "C"
+
+
+def scan_words(text: str) -> Scanned:
+    """A field's words in one pass, in C when it was built (else `regex_scan`, the same): the
+    words as written NUL-joined (`raw_words`), each word's start and end in `text` (start,
+    end, start, end, … as the bytes of an `array("I")`), the Hangul runs (`hangul_runs`),
+    and, from C when every word is ASCII, Hangul syllables or CJK unified ideographs (which
+    `normalize` leaves as they are, ASCII letters aside), the words normalized between single
+    spaces (`" w1 w2 … "`); else None."""
+    return _scan(text)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from bot.app import App, fetch_policy
 from bot.clock import FixedClock
 from bot.config import load_config
-from bot.decide import Page, decide
+from bot.decide import Page, Spans, decide
 from bot.errors import IndexMissing
 from bot.fetch import Fetcher
 from bot.index import RuleIndex, Shipped, receive, required, word_key
@@ -27,7 +27,7 @@ from bot.query import parse_query, parse_term
 from bot.runtime import Runtime, make_worker_pool
 from bot.slack import SlackSender
 from bot.store import Store
-from bot.textnorm import is_hangul, tokenize, word_spans
+from bot.textnorm import is_hangul, tokenize
 from tests.e2e import Item, make_app, rss, write_config
 from tests.factories import article as make_article
 from tests.feedserver import FeedServer
@@ -192,7 +192,8 @@ def test_a_pages_words_are_the_tokenizers_at_the_same_offsets() -> None:
         assert words.exact
         assert words.words == [t.text for t in tokens]
         assert words.cased == [t.cased for t in tokens]
-        assert word_spans(words.parts) == [(t.start, t.end) for t in tokens]
+        spans = Spans(words.spans)
+        assert [spans[i] for i in range(len(spans))] == [(t.start, t.end) for t in tokens]
 
 
 def test_a_rule_is_filed_under_a_required_group() -> None:
