@@ -20,18 +20,20 @@ import re
 import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from itertools import accumulate
-from typing import Any
+from typing import Any, cast
 
 from bot.expr import And, Expr, Near, Not, Or, Scope, Term, terms
 from bot.match import PARTICLES, Document, Occurrence
 from bot.models import Hit
-from bot.textnorm import hangul_runs, is_hangul, raw_words, split_words, squeezable
+from bot.textnorm import hangul_runs, is_hangul, raw_words, split_words
 
 _PARTICLE = "(?:" + "|".join(PARTICLES) + ")?"
 _is_hangul = cache(is_hangul)  # asked of the same few words of the rules again and again
+_SYLLABLES = re.compile("([\uac00-\ud7a3]+)")  # an exact page's Hangul letters
 _NOT_SYLLABLE = re.compile("[^\uac00-\ud7a3\x00]")  # precomposed syllables are their own NFKC
 
 Found = list[tuple[int, int]] | None  # (first, last) word positions; None: cannot tell
@@ -437,6 +439,75 @@ def plain_hits(expr: Expr, doc: Document, fields: tuple[str, ...]) -> tuple[Hit,
     return tuple(sorted(set(hits), key=lambda h: (order[h.field], h.start, h.end, h.term)))
 
 
+def plain_terms(expr: Expr) -> tuple[Term, ...] | None:
+    """The terms of a term, an OR of terms, or an AND of those, in query order (the shape
+    `plain_hits` knows); None for another shape."""
+    found: list[Term] = []
+    for part in expr.children if isinstance(expr, And) else (expr,):
+        for term in part.children if isinstance(part, Or) else (part,):
+            if not isinstance(term, Term):
+                return None
+            found.append(term)
+    return tuple(found)
+
+
+def one_term_per_text(terms: tuple[Term, ...]) -> bool:
+    """Whether terms written alike are alike (`{US}` and `US` are not; nor are two alias
+    sets' `USFK`): `keyed_hits` then orders hits and terms as the reference does."""
+    if len({t.text for t in terms}) == len(terms):
+        return True
+    seen: dict[str, tuple[Any, ...]] = {}
+    for t in terms:
+        same = (t.words, t.prefixes, t.cased, t.alias)
+        if seen.setdefault(t.text, same) != same:
+            return False
+    return True
+
+
+_ORDERS: dict[tuple[str, ...], dict[str, int]] = {}  # each rule's fields, by place
+
+
+def keyed_hits(
+    expr: Expr,
+    keys: tuple[int, ...],
+    present: AbstractSet[int],
+    doc: PageDocument,
+    fields: tuple[str, ...],
+) -> tuple[tuple[str, ...], tuple[Hit, ...]] | None:
+    """`plain_hits` of a matching rule of that shape, and its terms that fired in query
+    order (`match.rule_match`), where `keys[k]` is the id of a key of `plain_terms(expr)[k]`
+    that the article's view holds whenever the term is in it: a term whose key is not in
+    `present` is skipped by that one lookup. The rule's terms written alike are alike
+    (`one_term_per_text`): a text's first term fires when any does, and hits that agree on
+    field, offsets and term agree on all. None when a part has no term found."""
+    rows: list[tuple[int, int, int, str, str, str]] = []
+    fired: dict[str, None] = {}  # their texts, in query order
+    order = _ORDERS.get(fields)
+    if order is None:
+        order = _ORDERS.setdefault(fields, {name: i for i, name in enumerate(fields)})
+    ids = iter(keys)
+    for part in expr.children if isinstance(expr, And) else (expr,):
+        found = False
+        for child, key in zip(
+            part.children if isinstance(part, Or) else (part,), ids, strict=False
+        ):
+            if key in present:
+                term = cast(Term, child)  # `plain_terms` told
+                places = doc.places(term, fields)
+                if places:
+                    found = True
+                    text, alias = term.text, term.alias
+                    fired[text] = None
+                    rows += [(order[o[0]], o[1], o[2], text, alias, o[0]) for o in places]
+        if not found:
+            return None
+    # as `match.evaluate`: each hit once, by field, start, end and term
+    hits = tuple(
+        Hit(text, name, start, end, alias) for _, start, end, text, alias, name in sorted(set(rows))
+    )
+    return tuple(fired), hits
+
+
 @dataclass(frozen=True)
 class PageDocument(Document):
     """A `Document` that finds terms from a page and each word's offsets, without a token
@@ -455,6 +526,14 @@ class PageDocument(Document):
         fields, vocabulary and Hangul text are not made: the page tells."""
         return cls({}, frozenset(), "", page=page, texts=texts, has=has)
 
+    def places(self, term: Term, fields: tuple[str, ...]) -> tuple[Occurrence, ...]:
+        """`locate` without asking whether each word may be there: the caller knows."""
+        key = (term.words, term.prefixes, term.cased, fields)
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = self._term_spans(term, fields)
+        return found
+
     def _may_contain(self, word: str, prefix: bool) -> bool:
         assert self.has is not None
         return self.has(word, prefix)
@@ -462,22 +541,25 @@ class PageDocument(Document):
     def _term_spans(self, term: Term, fields: tuple[str, ...]) -> tuple[Occurrence, ...]:
         assert self.page is not None
         found: list[Occurrence] = []
+        hangul = all(_is_hangul(w) for w in term.words)
+        key = None if hangul else exact_key(term)
         for name in fields:
             words = self.page.fields.get(name)
             if words is None:
                 continue
+            if hangul:
+                found += self._in_text(name, term.words, words)
+                continue
+            if key is not None:  # the usual term: where its words stand, in one lookup
+                places = words.positions(key)
+                if places:
+                    spans, last = self._spans(name), len(term.words) - 1
+                    found += [
+                        Occurrence(name, spans[i][0], spans[i + last][1], i, i + last)
+                        for i in places
+                    ]
+                continue
             spans = self._spans(name)
-            if all(_is_hangul(w) for w in term.words):
-                if len(term.words) > 1 or _hangul_term(term, words) is None:
-                    found += self._in_runs(name, term.words)  # the runs tell
-                    continue
-                found += _inside_words(name, term.words[0], words, spans)
-                continue
-            if len(term.words) == 1 and term.cased is None:  # the usual term: its places
-                word = term.words[0]
-                places = words.positions(f" {word}" if term.prefixes[0] else f" {word} ")
-                found += [Occurrence(name, *spans[i], i, i) for i in places]
-                continue
             per_word = []
             for k, (word, prefix) in enumerate(zip(term.words, term.prefixes, strict=True)):
                 if _is_hangul(word):  # its first place inside each Hangul word holding it
@@ -493,13 +575,39 @@ class PageDocument(Document):
                             if (cased[i].startswith(want) if prefix else cased[i] == want)
                         ]
                     at = {i: spans[i] for i in places}
+                if not at:
+                    break
                 per_word.append(at)
-            last = len(per_word) - 1
-            for first, (start, _) in sorted(per_word[0].items()):
-                if all(first + k in spans_k for k, spans_k in enumerate(per_word)):
-                    end = per_word[last][first + last][1]
-                    found.append(Occurrence(name, start, end, first, first + last))
+            else:
+                last = len(per_word) - 1
+                for first, (start, _) in sorted(per_word[0].items()):
+                    if all(first + k in spans_k for k, spans_k in enumerate(per_word)):
+                        end = per_word[last][first + last][1]
+                        found.append(Occurrence(name, start, end, first, first + last))
         return tuple(found)
+
+    def _in_text(self, name: str, terms: tuple[str, ...], words: FieldWords) -> list[Occurrence]:
+        """`FieldIndex.hangul_spans` in field `name`: Hangul words together, spaced or not,
+        particles allowed between them, found in the field's runs (`FieldWords.hangul`).
+        An exact page's Hangul is syllables, which NFKC leaves as they are: the k-th letter
+        of the runs is the k-th Hangul letter of the text, and a word found as it stands in
+        the text (the usual case) is found there."""
+        runs, text = words.hangul, self.texts[name]
+        if len(terms) == 1:
+            word = terms[0]
+            across = runs.count(word)
+            if not across:
+                return []
+            size = len(word)
+            if text.count(word) == across and not _overlaps(word):  # each stands as it is
+                return _inside_words(name, word, text, words.text)
+            places = [(at, at + size) for at in _finds(word, runs)]
+        else:
+            places = [m.span() for m in _hangul_pattern(terms).finditer(runs)]
+            if not places:
+                return []
+        letters = _Letters(text)
+        return self._found_at(name, words, [letters.span(runs, *place) for place in places])
 
     def _spans(self, name: str) -> Spans:
         """Where each word of field `name` stands in its text."""
@@ -513,50 +621,19 @@ class PageDocument(Document):
     def _word_spans(self) -> dict[str, Spans]:
         return {}
 
-    def _in_runs(self, name: str, words: tuple[str, ...]) -> list[Occurrence]:
-        """`FieldIndex.hangul_spans`: where Hangul words stand together in field `name`, spaced
-        or not, particles allowed between them (an exact page's Hangul words are syllables,
-        which NFKC leaves as they are, so each character's offset is known)."""
-        pattern = _hangul_pattern(words)
+    def _found_at(
+        self, name: str, words: FieldWords, places: list[tuple[int, int]]
+    ) -> list[Occurrence]:
+        """Occurrences at these (start, end) characters of field `name`, in order."""
         spans = self._spans(name)
+        count = words.text.count(" ") - 1  # its words
         found = []
-        for text, offsets, positions in self._runs(name):
-            for hit in pattern.finditer(text):
-                a = bisect_right(offsets, hit.start()) - 1
-                b = bisect_right(offsets, hit.end() - 1) - 1
-                first, last = positions[a], positions[b]
-                start = spans[first][0] + hit.start() - offsets[a]
-                end = spans[last][0] + hit.end() - offsets[b]
-                found.append(Occurrence(name, start, end, first, last))
+        low = 0
+        for start, end in places:
+            first = low = _word_at(spans, start, low, count)
+            last = _word_at(spans, end - 1, first, count)
+            found.append(Occurrence(name, start, end, first, last))
         return found
-
-    def _runs(self, name: str) -> list[tuple[str, list[int], list[int]]]:
-        """`FieldIndex.runs` of field `name`: Hangul words only spaced apart, each run as its
-        words joined, where each starts in that text, and their positions."""
-        cache = self._field_runs
-        runs = cache.get(name)
-        if runs is not None:
-            return runs
-        runs = cache[name] = []
-        words = self.page.fields[name].words  # type: ignore[union-attr]
-        spans, text = self._spans(name), self.texts[name]
-        previous = -2
-        for i, word in enumerate(words):
-            if not _is_hangul(word):
-                continue
-            if previous == i - 1 and squeezable(text[spans[previous][1] : spans[i][0]]):
-                joined, offsets, positions = runs[-1]
-                offsets.append(len(joined))
-                positions.append(i)
-                runs[-1] = (joined + word, offsets, positions)
-            else:
-                runs.append((word, [0], [i]))
-            previous = i
-        return runs
-
-    @cached_property
-    def _field_runs(self) -> dict[str, list[tuple[str, list[int], list[int]]]]:
-        return {}
 
 
 class Spans:
@@ -583,23 +660,59 @@ def _first_inside(word: str, text: str, span: tuple[int, int]) -> tuple[int, int
     return at, at + len(word)
 
 
-def _inside_words(name: str, word: str, words: FieldWords, spans: Spans) -> list[Occurrence]:
-    """Every place of a Hangul word, known to lie inside single eojeols (`_hangul_term`)."""
+def _inside_words(name: str, word: str, text: str, spaced: str) -> list[Occurrence]:
+    """Every place of a Hangul word in a field's `text` whose places all lie inside single
+    words: the nth of them in the text is the nth in its words spaced (`FieldWords.text`),
+    where the spaces before it count the words before it."""
     found = []
-    texts = words.words
-    for i in words.positions(word):
-        text, (start, end) = texts[i], spans[i]
-        same = len(text) == end - start  # else offsets inside it are unknown: all of it
-        at = text.find(word)
-        while at >= 0:
-            found.append(
-                Occurrence(
-                    name,
-                    start + at if same else start,
-                    start + at + len(word) if same else end,
-                    i,
-                    i,
-                )
-            )
-            at = text.find(word, at + len(word))
+    size, position, counted = len(word), -1, 0
+    at, spot = text.find(word), spaced.find(word)
+    while at >= 0:
+        position += spaced.count(" ", counted, spot)
+        counted = spot
+        found.append(Occurrence(name, at, at + size, position, position))
+        at, spot = text.find(word, at + size), spaced.find(word, spot + size)
     return found
+
+
+def _word_at(spans: Spans, offset: int, low: int, high: int) -> int:
+    """The word (of `low` to `high` - 1) holding character `offset`, which a word holds."""
+    while high - low > 1:
+        middle = (low + high) // 2
+        if spans[middle][0] <= offset:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _finds(word: str, text: str) -> list[int]:
+    """Where `word` starts in `text`, each place after the end of the one before."""
+    found = []
+    at = text.find(word)
+    while at >= 0:
+        found.append(at)
+        at = text.find(word, at + len(word))
+    return found
+
+
+class _Letters:
+    """Where each Hangul letter of a text stands in it, by runs of letters."""
+
+    __slots__ = ("_counts", "_starts")
+
+    def __init__(self, text: str) -> None:
+        parts = _SYLLABLES.split(text)  # [other, letters, other, …, other]
+        self._starts = list(accumulate(map(len, parts)))[0::2]  # where each run of letters starts
+        self._counts = list(accumulate(map(len, parts[1::2])))  # letters up to each one's end
+
+    def span(self, runs: str, start: int, end: int) -> tuple[int, int]:
+        """The text's characters for characters `start:end` of its `runs` (NUL-separated)."""
+        first = start - runs.count("\x00", 0, start)  # the letter's number
+        last = first + (end - start) - 1  # a match never holds a NUL
+        return self._at(first), self._at(last) + 1
+
+    def _at(self, letter: int) -> int:
+        counts = self._counts
+        run = bisect_right(counts, letter)
+        return self._starts[run] + letter - (counts[run - 1] if run else 0)

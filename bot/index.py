@@ -40,7 +40,10 @@ from bot.decide import (
     Program,
     compile_rule,
     exact_key,
+    keyed_hits,
+    one_term_per_text,
     plain_hits,
+    plain_terms,
     run,
 )
 from bot.errors import IndexMissing
@@ -224,15 +227,24 @@ class RuleIndex:
         filed: dict[int, list[int]] = {}  # key id → the rules filed under it
         second: dict[int, list[int]] = {}  # key id → the rules whose second group holds it
 
+        # Each rule that is a term, an OR of terms or an AND of those (`decide.plain_terms`)
+        # keeps, per term in query order, the id of a key the view holds when the term is
+        # there: a matching rule's absent terms are then skipped by one lookup each.
+        self._keyed: list[tuple[int, ...] | None] = [None] * len(self.rules)
+        compiled: list[int] = []  # the first key id of each term compiled, in query order
+
         def key_ids(
             term: Term,
         ) -> list[int]:  # the key that tells it, or every word's, rarest first
             key = exact_key(term)
             if key is not None:
-                return [keys.setdefault(key, len(keys))]
-            words = zip(term.words, term.prefixes, strict=True)
-            found = dict.fromkeys([term_key(term), *(word_key(w, p) for w, p in words)])
-            return [keys.setdefault(key, len(keys)) for key in found]
+                ids = [keys.setdefault(key, len(keys))]
+            else:
+                words = zip(term.words, term.prefixes, strict=True)
+                found = dict.fromkeys([term_key(term), *(word_key(w, p) for w, p in words)])
+                ids = [keys.setdefault(key, len(keys)) for key in found]
+            compiled.append(ids[0])
+            return ids
 
         for position, rule in enumerate(self.rules):
             expr = rule.expr
@@ -244,7 +256,11 @@ class RuleIndex:
             program: Program = True  # not a parsed query: `match_rule` says why
             if isinstance(expr, EXPR_TYPES):
                 every_field = set(FIELDS) <= set(rule.fields)
+                compiled.clear()
                 program = _intern(compile_rule(expr, every_field, key_ids), interned)
+                plain = plain_terms(expr)
+                if plain is not None and len(plain) == len(compiled) and one_term_per_text(plain):
+                    self._keyed[position] = tuple(compiled)  # compiled in query order
             self._programs.append(program)
             if not groups:
                 self._always.add(position)
@@ -326,7 +342,7 @@ class RuleIndex:
         The candidates are decided from the article's words (`decide`); only the rules that
         match, and those it cannot tell, are evaluated by `match_rule`, for their hits (or,
         for a matching AND of ORs of terms, by `decide.plain_hits`)."""
-        page, decided, has = self._decided(texts, feed)
+        page, decided, present, has = self._decided(texts, feed)
         doc: Document | None = None
         found = []
         for i, value in decided:
@@ -336,6 +352,12 @@ class RuleIndex:
             rule = self._evaluated[i]
             expr = rule.expr
             if value and isinstance(expr, EXPR_TYPES):  # it matches: its hits, without a walk
+                keys = self._keyed[i]
+                if keys is not None and type(doc) is PageDocument:
+                    fired = keyed_hits(expr, keys, present, doc, rule.fields)
+                    if fired is not None:
+                        found.append((self.rules[i], RuleMatch(rule.name, *fired)))
+                        continue
                 hits = plain_hits(expr, doc, rule.fields)
                 if hits is not None:
                     found.append((self.rules[i], rule_match(rule.name, expr, hits)))
@@ -361,9 +383,10 @@ class RuleIndex:
 
     def _decided(
         self, texts: Mapping[str, str], feed: str | None
-    ) -> tuple[Page, list[tuple[int, bool | None]], KeyPresent]:
+    ) -> tuple[Page, list[tuple[int, bool | None]], set[int], KeyPresent]:
         """The article's page, each candidate that may match, with True (it does) or None
-        (ask the reference), and whether a word may be in the article (from the scan)."""
+        (ask the reference), the ids of the keys in its view, and whether a word may be in
+        the article (from the scan)."""
         page = Page.of(texts)
         present = self._scan(page)
         in_words, in_runs = self._automaton.get, self._hangul.get
@@ -377,7 +400,7 @@ class RuleIndex:
 
         chosen = self.candidates(present, feed)
         if not chosen:
-            return page, [], has
+            return page, [], present, has
         exact = page.exact and set(page.fields) <= set(FIELDS)  # what the programs assume
         decided: list[tuple[int, bool | None]] = []
         for i in chosen:
@@ -386,7 +409,7 @@ class RuleIndex:
                 value = run(self._programs[i], page, self._evaluated[i].fields, present, has)
             if value is not False:
                 decided.append((i, value))
-        return page, decided, has
+        return page, decided, present, has
 
     def matches(self, article: Article) -> list[tuple[Rule, RuleMatch]]:
         """Every rule that matches `article` (rules limited to other feeds are skipped)."""
