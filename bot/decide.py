@@ -22,8 +22,8 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from functools import cache, cached_property
-from itertools import accumulate
+from functools import cache, cached_property, lru_cache
+from itertools import accumulate, compress, islice
 from typing import Any, cast
 
 from bot.expr import And, Expr, Near, Not, Or, Scope, Term, terms
@@ -471,41 +471,46 @@ def keyed_hits(
     expr: Expr,
     keys: tuple[int, ...],
     present: AbstractSet[int],
-    doc: PageDocument,
+    doc: Document,
     fields: tuple[str, ...],
 ) -> tuple[tuple[str, ...], tuple[Hit, ...]] | None:
-    """`plain_hits` of a matching rule of that shape, and its terms that fired in query
-    order (`match.rule_match`), where `keys[k]` is the id of a key of `plain_terms(expr)[k]`
-    that the article's view holds whenever the term is in it: a term whose key is not in
-    `present` is skipped by that one lookup. The rule's terms written alike are alike
-    (`one_term_per_text`): a text's first term fires when any does, and hits that agree on
-    field, offsets and term agree on all. None when a part has no term found."""
-    rows: list[tuple[int, int, int, str, str, str]] = []
-    fired: dict[str, None] = {}  # their texts, in query order
+    """Whether a term, an OR of terms, or an AND of those matches, as `match.evaluate` says:
+    its terms that fired in query order (`match.rule_match`) and its hits (`plain_hits`);
+    None when a part has no term found (it does not match). `keys[k]` is the id of a key of
+    `plain_terms(expr)[k]` that the article's view holds whenever the term is in it: a term
+    whose key is not in `present` is skipped by that one lookup. The rule's terms written
+    alike are alike (`one_term_per_text`): a text's first term fires when any does, and
+    hits that agree on field, offsets and term agree on all."""
+    found: list[tuple[Term, tuple[Occurrence, ...]]] = []
+    ids, held = iter(keys), present.__contains__
+    for part in expr.children if isinstance(expr, And) else (expr,):
+        before = len(found)
+        alternatives = part.children if isinstance(part, Or) else (part,)
+        # the terms whose key the view holds, picked without a Python step per term
+        for child in compress(alternatives, map(held, islice(ids, len(alternatives)))):
+            term = cast(Term, child)  # `plain_terms` told
+            places = doc.places(term, fields)
+            if places:
+                found.append((term, places))
+        if len(found) == before:
+            return None
+    if len(found) == 1:  # one term's places: each once, by field and offset already
+        term, places = found[0]
+        text, alias = term.text, term.alias
+        return (text,), tuple(Hit(text, o[0], o[1], o[2], alias) for o in places)
     order = _ORDERS.get(fields)
     if order is None:
         order = _ORDERS.setdefault(fields, {name: i for i, name in enumerate(fields)})
-    ids = iter(keys)
-    for part in expr.children if isinstance(expr, And) else (expr,):
-        found = False
-        for child, key in zip(
-            part.children if isinstance(part, Or) else (part,), ids, strict=False
-        ):
-            if key in present:
-                term = cast(Term, child)  # `plain_terms` told
-                places = doc.places(term, fields)
-                if places:
-                    found = True
-                    text, alias = term.text, term.alias
-                    fired[text] = None
-                    rows += [(order[o[0]], o[1], o[2], text, alias, o[0]) for o in places]
-        if not found:
-            return None
+    rows = [
+        (order[o[0]], o[1], o[2], term.text, term.alias, o[0])
+        for term, places in found
+        for o in places
+    ]
     # as `match.evaluate`: each hit once, by field, start, end and term
     hits = tuple(
         Hit(text, name, start, end, alias) for _, start, end, text, alias, name in sorted(set(rows))
     )
-    return tuple(fired), hits
+    return tuple(dict.fromkeys(term.text for term, _ in found)), hits
 
 
 @dataclass(frozen=True)
@@ -526,14 +531,6 @@ class PageDocument(Document):
         fields, vocabulary and Hangul text are not made: the page tells."""
         return cls({}, frozenset(), "", page=page, texts=texts, has=has)
 
-    def places(self, term: Term, fields: tuple[str, ...]) -> tuple[Occurrence, ...]:
-        """`locate` without asking whether each word may be there: the caller knows."""
-        key = (term.words, term.prefixes, term.cased, fields)
-        found = self._found.get(key)
-        if found is None:
-            found = self._found[key] = self._term_spans(term, fields)
-        return found
-
     def _may_contain(self, word: str, prefix: bool) -> bool:
         assert self.has is not None
         return self.has(word, prefix)
@@ -541,23 +538,15 @@ class PageDocument(Document):
     def _term_spans(self, term: Term, fields: tuple[str, ...]) -> tuple[Occurrence, ...]:
         assert self.page is not None
         found: list[Occurrence] = []
-        hangul = all(_is_hangul(w) for w in term.words)
-        key = None if hangul else exact_key(term)
+        hangul, key = _kind(term.words, term.prefixes, term.cased)
+        if key is not None:  # the usual term: where its words stand, in one lookup
+            return self._keyed(key, len(term.words) - 1, fields)
         for name in fields:
             words = self.page.fields.get(name)
             if words is None:
                 continue
             if hangul:
                 found += self._in_text(name, term.words, words)
-                continue
-            if key is not None:  # the usual term: where its words stand, in one lookup
-                places = words.positions(key)
-                if places:
-                    spans, last = self._spans(name), len(term.words) - 1
-                    found += [
-                        Occurrence(name, spans[i][0], spans[i + last][1], i, i + last)
-                        for i in places
-                    ]
                 continue
             spans = self._spans(name)
             per_word = []
@@ -585,6 +574,42 @@ class PageDocument(Document):
                         end = per_word[last][first + last][1]
                         found.append(Occurrence(name, start, end, first, first + last))
         return tuple(found)
+
+    def _keyed(self, key: str, last: int, fields: tuple[str, ...]) -> tuple[Occurrence, ...]:
+        """Where `exact_key` `key` of a term of `last` + 1 words stands in `fields`, found in
+        one pass over every field's words (`_words`): the spaces before a place in its field
+        count the words before it."""
+        joined, starts, names = self._words
+        at = joined.find(key)
+        if at < 0:
+            return ()
+        found: dict[str, list[Occurrence]] = {}
+        end = -1  # where the field of the place before ends
+        while at >= 0:
+            if at >= end:  # in another field
+                field = bisect_right(starts, at) - 1
+                name, counted, position = names[field], starts[field], -1
+                end = starts[field + 1] if field + 1 < len(starts) else len(joined)
+                places = found.setdefault(name, []) if name in fields else None
+                spans = self._spans(name) if places is not None else None
+            if places is not None and spans is not None:
+                position += joined.count(" ", counted, at + 1)
+                counted = at + 1
+                start, stop = spans[position][0], spans[position + last][1]
+                places.append(Occurrence(name, start, stop, position, position + last))
+            at = joined.find(key, at + 1)
+        if len(found) == 1 and fields.count(name) == 1:  # the usual case: in one field
+            return tuple(places or ())
+        return tuple(o for name in fields for o in found.get(name, ()))
+
+    @cached_property
+    def _words(self) -> tuple[str, list[int], list[str]]:
+        """Every field's words (`FieldWords.text`), one field a line, where each starts, and
+        the fields' names."""
+        fields = self.page.fields  # type: ignore[union-attr]
+        texts = [words.text for words in fields.values()]
+        starts = [0, *accumulate(len(t) + 1 for t in texts)][:-1]
+        return "\n".join(texts), starts, list(fields)
 
     def _in_text(self, name: str, terms: tuple[str, ...], words: FieldWords) -> list[Occurrence]:
         """`FieldIndex.hangul_spans` in field `name`: Hangul words together, spaced or not,
@@ -673,6 +698,16 @@ def _inside_words(name: str, word: str, text: str, spaced: str) -> list[Occurren
         found.append(Occurrence(name, at, at + size, position, position))
         at, spot = text.find(word, at + size), spaced.find(word, spot + size)
     return found
+
+
+@lru_cache(maxsize=1 << 16)
+def _kind(
+    words: tuple[str, ...], prefixes: tuple[bool, ...], cased: tuple[str, ...] | None
+) -> tuple[bool, str | None]:
+    """Whether a term's words are all Hangul, and its `exact_key` (None for those)."""
+    if all(_is_hangul(w) for w in words):
+        return True, None
+    return False, exact_key(Term("", words, prefixes, cased=cased))
 
 
 def _word_at(spans: Spans, offset: int, low: int, high: int) -> int:

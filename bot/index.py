@@ -351,13 +351,13 @@ class RuleIndex:
                 doc = PageDocument.of(texts, page, has) if exact else Document.from_fields(texts)
             rule = self._evaluated[i]
             expr = rule.expr
+            keys = self._keyed[i]
+            if keys is not None and isinstance(expr, EXPR_TYPES):  # an AND of ORs of terms
+                fired = keyed_hits(expr, keys, present, doc, rule.fields)
+                if fired is not None:
+                    found.append((self.rules[i], RuleMatch(rule.name, *fired)))
+                continue
             if value and isinstance(expr, EXPR_TYPES):  # it matches: its hits, without a walk
-                keys = self._keyed[i]
-                if keys is not None and type(doc) is PageDocument:
-                    fired = keyed_hits(expr, keys, present, doc, rule.fields)
-                    if fired is not None:
-                        found.append((self.rules[i], RuleMatch(rule.name, *fired)))
-                        continue
                 hits = plain_hits(expr, doc, rule.fields)
                 if hits is not None:
                     found.append((self.rules[i], rule_match(rule.name, expr, hits)))
