@@ -442,13 +442,15 @@ def plain_hits(expr: Expr, doc: Document, fields: tuple[str, ...]) -> tuple[Hit,
 def plain_terms(expr: Expr) -> tuple[Term, ...] | None:
     """The terms of a term, an OR of terms, or an AND of those, in query order (the shape
     `plain_hits` knows); None for another shape."""
-    found: list[Term] = []
-    for part in expr.children if isinstance(expr, And) else (expr,):
-        for term in part.children if isinstance(part, Or) else (part,):
-            if not isinstance(term, Term):
-                return None
-            found.append(term)
-    return tuple(found)
+    found: list[Expr] = []
+    for part in expr.children if type(expr) is And else (expr,):
+        if type(part) is Or:
+            found += part.children
+        else:
+            found.append(part)
+    if set(map(type, found)) != {Term}:
+        return None
+    return tuple(found)  # type: ignore[arg-type]
 
 
 def one_term_per_text(terms: tuple[Term, ...]) -> bool:
