@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import cache, cached_property, lru_cache
@@ -471,7 +471,7 @@ _ORDERS: dict[tuple[str, ...], dict[str, int]] = {}  # each rule's fields, by pl
 
 def keyed_hits(
     expr: Expr,
-    keys: tuple[int, ...],
+    keys: Iterable[int],
     present: AbstractSet[int],
     doc: Document,
     fields: tuple[str, ...],

@@ -23,6 +23,7 @@ from __future__ import annotations
 import gc
 import itertools
 import pickle
+from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -232,7 +233,7 @@ class RuleIndex:
         # has, once it first matches, per term in query order the id of the key the view holds
         # when the term is there (`_plain_keys`): its absent terms are then skipped by one
         # lookup each. Not yet known: `_UNKNOWN`; another shape: None.
-        self._keyed: list[tuple[int, ...] | None] = [_UNKNOWN] * len(self.rules)
+        self._keyed: list[Sequence[int] | None] = [_UNKNOWN] * len(self.rules)
 
         def key_ids(
             term: Term,
@@ -363,21 +364,22 @@ class RuleIndex:
                 found.append((self.rules[i], match))
         return found
 
-    def _plain_keys(self, expr: Any) -> tuple[int, ...] | None:
+    def _plain_keys(self, expr: Any) -> array[int] | None:
         """For a rule that is a term, an OR of terms or an AND of those, whose terms written
         alike are alike (`decide.one_term_per_text`), the id of each term's key (`term_key`:
-        compiled for it, the view holds it whenever the term is there); else None."""
+        compiled for it, the view holds it whenever the term is there), packed (an int object
+        each would weigh more than the rest of the rule's index); else None."""
         plain = plain_terms(expr) if isinstance(expr, EXPR_TYPES) else None
         if plain is None or not one_term_per_text(plain):
             return None
-        ids = []
+        ids = array("I")
         for term in plain:
             key = term_key(term)
             key_id: int = (self._automaton if key[:1] == " " else self._hangul).get(key, -1)
             if key_id < 0:
                 return None  # not compiled here (never for a rule of this index)
             ids.append(key_id)
-        return tuple(ids)
+        return ids
 
     def matching(self, texts: Mapping[str, str], feed: str | None = None) -> list[Rule]:
         """The rules `match_fields` returns, without their hits: what the index decides, with
