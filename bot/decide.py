@@ -24,6 +24,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import cache, cached_property, lru_cache
 from itertools import accumulate, compress, islice
+from operator import attrgetter
 from typing import Any, cast
 
 from bot.expr import And, Expr, Near, Not, Or, Scope, Term, terms
@@ -442,21 +443,24 @@ def plain_hits(expr: Expr, doc: Document, fields: tuple[str, ...]) -> tuple[Hit,
 def plain_terms(expr: Expr) -> tuple[Term, ...] | None:
     """The terms of a term, an OR of terms, or an AND of those, in query order (the shape
     `plain_hits` knows); None for another shape."""
-    found: list[Expr] = []
-    for part in expr.children if type(expr) is And else (expr,):
-        if type(part) is Or:
-            found += part.children
-        else:
-            found.append(part)
+    if type(expr) is Or:
+        found: tuple[Expr, ...] = expr.children
+    else:
+        found = ()
+        for part in expr.children if type(expr) is And else (expr,):
+            found += part.children if type(part) is Or else (part,)
     if set(map(type, found)) != {Term}:
         return None
-    return tuple(found)  # type: ignore[arg-type]
+    return found  # type: ignore[return-value]
+
+
+_TEXT = attrgetter("text")
 
 
 def one_term_per_text(terms: tuple[Term, ...]) -> bool:
     """Whether terms written alike are alike (`{US}` and `US` are not; nor are two alias
     sets' `USFK`): `keyed_hits` then orders hits and terms as the reference does."""
-    if len({t.text for t in terms}) == len(terms):
+    if len(set(map(_TEXT, terms))) == len(terms):
         return True
     seen: dict[str, tuple[Any, ...]] = {}
     for t in terms:

@@ -55,7 +55,6 @@ from bot.query import parse_query
 from bot.textnorm import is_hangul
 
 _generations = itertools.count(1)
-_UNKNOWN: tuple[int, ...] = ()  # a rule's `RuleIndex._keyed` not made yet
 _second = itemgetter(1)  # a key's id from the automaton's (end, id)
 
 # Words too common to file a rule under when it has a better choice: function words and the
@@ -230,20 +229,25 @@ class RuleIndex:
         second: dict[int, list[int]] = {}  # key id → the rules whose second group holds it
 
         # Each rule that is a term, an OR of terms or an AND of those (`decide.plain_terms`)
-        # has, once it first matches, per term in query order the id of the key the view holds
-        # when the term is there (`_plain_keys`): its absent terms are then skipped by one
-        # lookup each. Not yet known: `_UNKNOWN`; another shape: None.
-        self._keyed: list[Sequence[int] | None] = [_UNKNOWN] * len(self.rules)
+        # whose terms written alike are alike (`decide.one_term_per_text`) keeps, per term in
+        # query order, the id of the key the view holds when the term is there (its first
+        # key id): a matching rule's absent terms are then skipped by one lookup each. Packed
+        # in an array: an int object each would weigh more than the rest of the rule's index.
+        self._keyed: list[array[int] | None] = [None] * len(self.rules)
+        compiled = array("I")  # the first key id of each term compiled, in query order
 
         def key_ids(
             term: Term,
         ) -> list[int]:  # the key that tells it, or every word's, rarest first
             key = exact_key(term)
             if key is not None:
-                return [keys.setdefault(key, len(keys))]
-            words = zip(term.words, term.prefixes, strict=True)
-            found = dict.fromkeys([term_key(term), *(word_key(w, p) for w, p in words)])
-            return [keys.setdefault(key, len(keys)) for key in found]
+                ids = [keys.setdefault(key, len(keys))]
+            else:
+                words = zip(term.words, term.prefixes, strict=True)
+                found = dict.fromkeys([term_key(term), *(word_key(w, p) for w, p in words)])
+                ids = [keys.setdefault(key, len(keys)) for key in found]
+            compiled.append(ids[0])
+            return ids
 
         for position, rule in enumerate(self.rules):
             expr = rule.expr
@@ -255,7 +259,11 @@ class RuleIndex:
             program: Program = True  # not a parsed query: `match_rule` says why
             if isinstance(expr, EXPR_TYPES):
                 every_field = set(FIELDS) <= set(rule.fields)
+                del compiled[:]
                 program = _intern(compile_rule(expr, every_field, key_ids), interned)
+                plain = plain_terms(expr)
+                if plain and len(plain) == len(compiled) and one_term_per_text(plain):
+                    self._keyed[position] = compiled[:]  # compiled in query order
             self._programs.append(program)
             if not groups:
                 self._always.add(position)
@@ -347,8 +355,6 @@ class RuleIndex:
             rule = self._evaluated[i]
             expr = rule.expr
             keys = self._keyed[i]
-            if keys is not None and not keys:  # `_UNKNOWN`
-                keys = self._keyed[i] = self._plain_keys(expr)
             if keys is not None and isinstance(expr, EXPR_TYPES):  # an AND of ORs of terms
                 fired = keyed_hits(expr, keys, present, doc, rule.fields)
                 if fired is not None:
@@ -363,23 +369,6 @@ class RuleIndex:
             if match is not None:
                 found.append((self.rules[i], match))
         return found
-
-    def _plain_keys(self, expr: Any) -> array[int] | None:
-        """For a rule that is a term, an OR of terms or an AND of those, whose terms written
-        alike are alike (`decide.one_term_per_text`), the id of each term's key (`term_key`:
-        compiled for it, the view holds it whenever the term is there), packed (an int object
-        each would weigh more than the rest of the rule's index); else None."""
-        plain = plain_terms(expr) if isinstance(expr, EXPR_TYPES) else None
-        if plain is None or not one_term_per_text(plain):
-            return None
-        ids = array("I")
-        for term in plain:
-            key = term_key(term)
-            key_id: int = (self._automaton if key[:1] == " " else self._hangul).get(key, -1)
-            if key_id < 0:
-                return None  # not compiled here (never for a rule of this index)
-            ids.append(key_id)
-        return ids
 
     def matching(self, texts: Mapping[str, str], feed: str | None = None) -> list[Rule]:
         """The rules `match_fields` returns, without their hits: what the index decides, with
