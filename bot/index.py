@@ -14,8 +14,9 @@ is a candidate for every article.
 The rules filed under the keys an article holds, that also hold their second and other groups,
 are its candidates. Each is decided from the page by its compiled program (`decide.run`); the
 few it cannot tell, and to find their hits the ones that match, go to the reference evaluator
-(`match.match_rule`; a matching AND of ORs of terms has its hits from `decide.plain_hits`), so
-the index says exactly what the reference says, hits included.
+(`match.match_rule`), so the index says exactly what the reference says, hits included; an AND
+of ORs of terms is matched and given its hits by `hits.keyed_hits`, from the key id of each
+of its terms compiled with it, so that its absent terms cost one lookup each.
 """
 
 from __future__ import annotations
@@ -41,14 +42,12 @@ from bot.decide import (
     Program,
     compile_rule,
     exact_key,
-    keyed_hits,
-    one_term_per_text,
     plain_hits,
-    plain_terms,
     run,
 )
 from bot.errors import IndexMissing
 from bot.expr import EXPR_TYPES, And, Expr, Near, Not, Scope, Term
+from bot.hits import keyed_hits, one_term_per_text, plain_terms
 from bot.match import Document, match_rule, rule_match
 from bot.models import FIELDS, Article, Rule, RuleMatch
 from bot.query import parse_query
@@ -228,8 +227,8 @@ class RuleIndex:
         filed: dict[int, list[int]] = {}  # key id → the rules filed under it
         second: dict[int, list[int]] = {}  # key id → the rules whose second group holds it
 
-        # Each rule that is a term, an OR of terms or an AND of those (`decide.plain_terms`)
-        # whose terms written alike are alike (`decide.one_term_per_text`) keeps, per term in
+        # Each rule that is a term, an OR of terms or an AND of those (`hits.plain_terms`)
+        # whose terms written alike are alike (`hits.one_term_per_text`) keeps, per term in
         # query order, the id of the key the view holds when the term is there (its first
         # key id): a matching rule's absent terms are then skipped by one lookup each. Packed
         # in an array: an int object each would weigh more than the rest of the rule's index.
