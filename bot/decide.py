@@ -660,16 +660,22 @@ def _finds(word: str, text: str) -> list[int]:
 class _Letters:
     """Where each Hangul letter of a text stands in it, by runs of letters."""
 
-    __slots__ = ("_counts", "_starts")
+    __slots__ = ("_counts", "_nuls", "_seen", "_starts")
 
     def __init__(self, text: str) -> None:
         parts = _SYLLABLES.split(text)  # [other, letters, other, …, other]
         self._starts = list(accumulate(map(len, parts)))[0::2]  # where each run of letters starts
         self._counts = list(accumulate(map(len, parts[1::2])))  # letters up to each one's end
+        self._seen = self._nuls = 0  # the NULs of the runs before `_seen`, counted once
 
     def span(self, runs: str, start: int, end: int) -> tuple[int, int]:
-        """The text's characters for characters `start:end` of its `runs` (NUL-separated)."""
-        first = start - runs.count("\x00", 0, start)  # the letter's number
+        """The text's characters for characters `start:end` of its `runs` (NUL-separated),
+        asked in order."""
+        if start < self._seen:
+            self._seen = self._nuls = 0
+        self._nuls += runs.count("\x00", self._seen, start)
+        self._seen = start
+        first = start - self._nuls  # the letter's number
         last = first + (end - start) - 1  # a match never holds a NUL
         return self._at(first), self._at(last) + 1
 

@@ -514,7 +514,7 @@ def test_a_reload_builds_the_new_index_aside_while_the_old_one_keeps_matching(
 
 def test_index_scan_is_linear_on_pathological_titles() -> None:
     """RELIABILITY case 32: a 30,000-character title decided in well under a second."""
-    queries = ["aa* NEAR/2 x", '"1,000" OR 가가*', "{US}", "aaa"]
+    queries = ["aa* NEAR/2 x", '"1,000" OR 가가*', "{US}", "aaa", "주주 OR 가", '"가 가" OR 가가']
     index = RuleIndex([rule(q, name=str(i)) for i, q in enumerate(queries)])
     started = time.perf_counter()
     for title in (
@@ -523,6 +523,8 @@ def test_index_scan_is_linear_on_pathological_titles() -> None:
         "a" * 30_000 + "X",
         "가" * 30_000,
         "U.S." * 7_500,
+        "주 " * 15_000,  # a Hangul term across eojeols at each word
+        "가 " * 15_000,
     ):
         index.matches(make_article(title=title, summary="", content=""))
     assert time.perf_counter() - started < 2.0
