@@ -66,33 +66,36 @@ def keyed_hits(
     whose key is not in `present` is skipped by that one lookup. The rule's terms written
     alike are alike (`one_term_per_text`): a text's first term fires when any does, and
     hits that agree on field, offsets and term agree on all."""
-    found: list[tuple[Term, tuple[Occurrence, ...]]] = []
+    fired: dict[str, tuple[str, tuple[Occurrence, ...]]] = {}  # text: alias, places
     ids, held = iter(keys), present.__contains__
     for part in expr.children if isinstance(expr, And) else (expr,):
-        before = len(found)
+        found = False
         alternatives = part.children if isinstance(part, Or) else (part,)
         # the terms whose key the view holds, picked without a Python step per term
         for child in compress(alternatives, map(held, islice(ids, len(alternatives)))):
             term = cast(Term, child)  # `plain_terms` told
+            if term.text in fired:  # the same term again
+                found = True
+                continue
             places = doc.places(term, fields)
             if places:
-                found.append((term, places))
-        if len(found) == before:
+                fired[term.text] = (term.alias, places)
+                found = True
+        if not found:
             return None
-    if len(found) == 1:  # one term's places: each once, by field and offset already
-        term, places = found[0]
-        text, alias = term.text, term.alias
+    if len(fired) == 1:  # one term's places: each once, by field and offset already
+        ((text, (alias, places)),) = fired.items()
         return (text,), tuple(Hit(text, o[0], o[1], o[2], alias) for o in places)
     order = _ORDERS.get(fields)
     if order is None:
         order = _ORDERS.setdefault(fields, {name: i for i, name in enumerate(fields)})
+    # as `match.evaluate`: by field, start, end and term; each once, as the terms differ
     rows = [
-        (order[o[0]], o[1], o[2], term.text, term.alias, o[0])
-        for term, places in found
+        (order[o[0]], o[1], o[2], text, alias, o[0])
+        for text, (alias, places) in fired.items()
         for o in places
     ]
-    # as `match.evaluate`: each hit once, by field, start, end and term
-    hits = tuple(
-        Hit(text, name, start, end, alias) for _, start, end, text, alias, name in sorted(set(rows))
+    rows.sort()
+    return tuple(fired), tuple(
+        Hit(text, name, start, end, alias) for _, start, end, text, alias, name in rows
     )
-    return tuple(dict.fromkeys(term.text for term, _ in found)), hits
