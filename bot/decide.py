@@ -352,6 +352,7 @@ def _hangul_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(_PARTICLE.join(re.escape(w) for w in words))
 
 
+@lru_cache(maxsize=1 << 12)
 def _overlaps(word: str) -> bool:
     """Whether two occurrences of `word` can overlap (a proper prefix is also a suffix)."""
     return any(word[:k] == word[-k:] for k in range(1, len(word)))
@@ -549,10 +550,11 @@ class PageDocument(Document):
             across = runs.count(word)
             if not across:
                 return []
-            size = len(word)
-            if text.count(word) == across and not _overlaps(word):  # each stands as it is
-                return _inside_words(name, word, text, words.text)
-            places = [(at, at + size) for at in _finds(word, runs)]
+            if not _overlaps(word):  # each place stands in the text as it is, or one spans
+                found = _inside_words(name, word, across, text, words.text)
+                if found is not None:
+                    return found
+            places = [(at, at + len(word)) for at in _finds(word, runs)]
         else:
             places = [m.span() for m in _hangul_pattern(terms).finditer(runs)]
             if not places:
@@ -611,18 +613,24 @@ def _first_inside(word: str, text: str, span: tuple[int, int]) -> tuple[int, int
     return at, at + len(word)
 
 
-def _inside_words(name: str, word: str, text: str, spaced: str) -> list[Occurrence]:
-    """Every place of a Hangul word in a field's `text` whose places all lie inside single
-    words: the nth of them in the text is the nth in its words spaced (`FieldWords.text`),
-    where the spaces before it count the words before it."""
+def _inside_words(
+    name: str, word: str, count: int, text: str, spaced: str
+) -> list[Occurrence] | None:
+    """The `count` places of a Hangul word (which cannot overlap itself) in a field's runs,
+    when all of them stand in its `text` as they are, inside single words (else None): the
+    nth of them in the text is then the nth in its words spaced (`FieldWords.text`), where
+    the spaces before it count the words before it. The text has no more of them."""
     found = []
     size, position, counted = len(word), -1, 0
-    at, spot = text.find(word), spaced.find(word)
-    while at >= 0:
+    at = spot = -size
+    for _ in range(count):
+        at = text.find(word, at + size)
+        if at < 0:
+            return None  # one spans eojeols
+        spot = spaced.find(word, spot + size)
         position += spaced.count(" ", counted, spot)
         counted = spot
         found.append(Occurrence(name, at, at + size, position, position))
-        at, spot = text.find(word, at + size), spaced.find(word, spot + size)
     return found
 
 
