@@ -341,9 +341,11 @@ class RuleIndex:
         """Every rule matching an article with these field texts (rules limited to feeds other
         than `feed` are skipped; None: no rule is), in rule order, as `match_rule` says.
 
-        The candidates are decided from the article's words (`decide`); only the rules that
-        match, and those it cannot tell, are evaluated by `match_rule`, for their hits (or,
-        for a matching AND of ORs of terms, by `decide.plain_hits`)."""
+        The candidates are decided from the article's words (`decide`); an AND of ORs of terms
+        is matched and given its hits by `hits.keyed_hits`, from its terms' keys; of the
+        others, only the rules that match, and those it cannot tell, are evaluated by
+        `match_rule`, for their hits (or, for a matching AND of ORs of terms whose terms
+        written alike are not alike, by `decide.plain_hits`)."""
         page, decided, present, has = self._decided(texts, feed)
         doc: Document | None = None
         found = []
