@@ -21,16 +21,18 @@ import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
+from itertools import accumulate
 from typing import Any
 
 from bot.expr import And, Expr, Near, Not, Or, Scope, Term, terms
 from bot.match import PARTICLES, Document, Occurrence
 from bot.models import Hit
-from bot.textnorm import is_hangul, scan_words, squeezable
+from bot.textnorm import is_hangul, scan_words
 
 _PARTICLE = "(?:" + "|".join(PARTICLES) + ")?"
 _is_hangul = cache(is_hangul)  # asked of the same few words of the rules again and again
+_SYLLABLES = re.compile("([\uac00-\ud7a3]+)")  # an exact page's Hangul letters
 _NOT_SYLLABLE = re.compile("[^\uac00-\ud7a3\x00]")  # precomposed syllables are their own NFKC
 
 Found = list[tuple[int, int]] | None  # (first, last) word positions; None: cannot tell
@@ -354,6 +356,7 @@ def _hangul_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(_PARTICLE.join(re.escape(w) for w in words))
 
 
+@lru_cache(maxsize=1 << 12)
 def _overlaps(word: str) -> bool:
     """Whether two occurrences of `word` can overlap (a proper prefix is also a suffix)."""
     return any(word[:k] == word[-k:] for k in range(1, len(word)))
@@ -444,8 +447,9 @@ def plain_hits(expr: Expr, doc: Document, fields: tuple[str, ...]) -> tuple[Hit,
 class PageDocument(Document):
     """A `Document` that finds terms from a page and each word's offsets, without a token
     object per word: the reference evaluator then reports the very hits it would with the
-    article tokenized. A Hangul term found across eojeols, or with particles, is searched in
-    the field's Hangul runs made from the page's words (`_runs`), as `FieldIndex` does."""
+    article tokenized. A word, prefix or phrase is found in one pass over every field's words
+    (`_keyed`); a Hangul term in the field's text, or in its Hangul runs when a place of it
+    spans eojeols or it has particles (`_in_text`), as `FieldIndex` finds it."""
 
     page: Page | None = field(default=None, compare=False, repr=False)
     texts: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -465,22 +469,17 @@ class PageDocument(Document):
     def _term_spans(self, term: Term, fields: tuple[str, ...]) -> tuple[Occurrence, ...]:
         assert self.page is not None
         found: list[Occurrence] = []
+        hangul, key = _kind(term.words, term.prefixes, term.cased)
+        if key is not None:  # the usual term: where its words stand, in one lookup
+            return self._keyed(key, len(term.words) - 1, fields)
         for name in fields:
             words = self.page.fields.get(name)
             if words is None:
                 continue
+            if hangul:
+                found += self._in_text(name, term.words, words)
+                continue
             spans = self._spans(name)
-            if all(_is_hangul(w) for w in term.words):
-                if len(term.words) > 1 or _hangul_term(term, words) is None:
-                    found += self._in_runs(name, term.words)  # the runs tell
-                    continue
-                found += _inside_words(name, term.words[0], words, spans)
-                continue
-            if len(term.words) == 1 and term.cased is None:  # the usual term: its places
-                word = term.words[0]
-                places = words.positions(f" {word}" if term.prefixes[0] else f" {word} ")
-                found += [Occurrence(name, *spans[i], i, i) for i in places]
-                continue
             per_word = []
             for k, (word, prefix) in enumerate(zip(term.words, term.prefixes, strict=True)):
                 if _is_hangul(word):  # its first place inside each Hangul word holding it
@@ -496,13 +495,76 @@ class PageDocument(Document):
                             if (cased[i].startswith(want) if prefix else cased[i] == want)
                         ]
                     at = {i: spans[i] for i in places}
+                if not at:
+                    break
                 per_word.append(at)
-            last = len(per_word) - 1
-            for first, (start, _) in sorted(per_word[0].items()):
-                if all(first + k in spans_k for k, spans_k in enumerate(per_word)):
-                    end = per_word[last][first + last][1]
-                    found.append(Occurrence(name, start, end, first, first + last))
+            else:
+                last = len(per_word) - 1
+                for first, (start, _) in sorted(per_word[0].items()):
+                    if all(first + k in spans_k for k, spans_k in enumerate(per_word)):
+                        end = per_word[last][first + last][1]
+                        found.append(Occurrence(name, start, end, first, first + last))
         return tuple(found)
+
+    def _keyed(self, key: str, last: int, fields: tuple[str, ...]) -> tuple[Occurrence, ...]:
+        """Where `exact_key` `key` of a term of `last` + 1 words stands in `fields`, found in
+        one pass over every field's words (`_words`): the spaces before a place in its field
+        count the words before it."""
+        joined, starts, names = self._words
+        at = joined.find(key)
+        if at < 0:
+            return ()
+        found: dict[str, list[Occurrence]] = {}
+        end = -1  # where the field of the place before ends
+        while at >= 0:
+            if at >= end:  # in another field
+                field = bisect_right(starts, at) - 1
+                name, counted, position = names[field], starts[field], -1
+                end = starts[field + 1] if field + 1 < len(starts) else len(joined)
+                places = found.setdefault(name, []) if name in fields else None
+                spans = self._spans(name) if places is not None else None
+            if places is not None and spans is not None:
+                position += joined.count(" ", counted, at + 1)
+                counted = at + 1
+                start, stop = spans[position][0], spans[position + last][1]
+                places.append(Occurrence(name, start, stop, position, position + last))
+            at = joined.find(key, at + 1)
+        if len(found) == 1 and fields.count(name) == 1:  # the usual case: in one field
+            return tuple(places or ())
+        return tuple(o for name in fields for o in found.get(name, ()))
+
+    @cached_property
+    def _words(self) -> tuple[str, list[int], list[str]]:
+        """Every field's words (`FieldWords.text`), one field a line, where each starts, and
+        the fields' names."""
+        fields = self.page.fields  # type: ignore[union-attr]
+        texts = [words.text for words in fields.values()]
+        starts = [0, *accumulate(len(t) + 1 for t in texts)][:-1]
+        return "\n".join(texts), starts, list(fields)
+
+    def _in_text(self, name: str, terms: tuple[str, ...], words: FieldWords) -> list[Occurrence]:
+        """`FieldIndex.hangul_spans` in field `name`: Hangul words together, spaced or not,
+        particles allowed between them, found in the field's runs (`FieldWords.hangul`).
+        An exact page's Hangul is syllables, which NFKC leaves as they are: the k-th letter
+        of the runs is the k-th Hangul letter of the text, and a word found as it stands in
+        the text (the usual case) is found there."""
+        runs, text = words.hangul, self.texts[name]
+        if len(terms) == 1:
+            word = terms[0]
+            across = runs.count(word)
+            if not across:
+                return []
+            if not _overlaps(word):  # each place stands in the text as it is, or one spans
+                found = _inside_words(name, word, across, text, words.text)
+                if found is not None:
+                    return found
+            places = [(at, at + len(word)) for at in _finds(word, runs)]
+        else:
+            places = [m.span() for m in _hangul_pattern(terms).finditer(runs)]
+            if not places:
+                return []
+        letters = _Letters(text)
+        return self._found_at(name, words, [letters.span(runs, *place) for place in places])
 
     def _spans(self, name: str) -> Spans:
         """Where each word of field `name` stands in its text."""
@@ -516,50 +578,19 @@ class PageDocument(Document):
     def _word_spans(self) -> dict[str, Spans]:
         return {}
 
-    def _in_runs(self, name: str, words: tuple[str, ...]) -> list[Occurrence]:
-        """`FieldIndex.hangul_spans`: where Hangul words stand together in field `name`, spaced
-        or not, particles allowed between them (an exact page's Hangul words are syllables,
-        which NFKC leaves as they are, so each character's offset is known)."""
-        pattern = _hangul_pattern(words)
+    def _found_at(
+        self, name: str, words: FieldWords, places: list[tuple[int, int]]
+    ) -> list[Occurrence]:
+        """Occurrences at these (start, end) characters of field `name`, in order."""
         spans = self._spans(name)
+        count = words.text.count(" ") - 1  # its words
         found = []
-        for text, offsets, positions in self._runs(name):
-            for hit in pattern.finditer(text):
-                a = bisect_right(offsets, hit.start()) - 1
-                b = bisect_right(offsets, hit.end() - 1) - 1
-                first, last = positions[a], positions[b]
-                start = spans[first][0] + hit.start() - offsets[a]
-                end = spans[last][0] + hit.end() - offsets[b]
-                found.append(Occurrence(name, start, end, first, last))
+        low = 0
+        for start, end in places:
+            first = low = _word_at(spans, start, low, count)
+            last = _word_at(spans, end - 1, first, count)
+            found.append(Occurrence(name, start, end, first, last))
         return found
-
-    def _runs(self, name: str) -> list[tuple[str, list[int], list[int]]]:
-        """`FieldIndex.runs` of field `name`: Hangul words only spaced apart, each run as its
-        words joined, where each starts in that text, and their positions."""
-        cache = self._field_runs
-        runs = cache.get(name)
-        if runs is not None:
-            return runs
-        runs = cache[name] = []
-        words = self.page.fields[name].words  # type: ignore[union-attr]
-        spans, text = self._spans(name), self.texts[name]
-        previous = -2
-        for i, word in enumerate(words):
-            if not _is_hangul(word):
-                continue
-            if previous == i - 1 and squeezable(text[spans[previous][1] : spans[i][0]]):
-                joined, offsets, positions = runs[-1]
-                offsets.append(len(joined))
-                positions.append(i)
-                runs[-1] = (joined + word, offsets, positions)
-            else:
-                runs.append((word, [0], [i]))
-            previous = i
-        return runs
-
-    @cached_property
-    def _field_runs(self) -> dict[str, list[tuple[str, list[int], list[int]]]]:
-        return {}
 
 
 class Spans:
@@ -589,23 +620,81 @@ def _first_inside(word: str, text: str, span: tuple[int, int]) -> tuple[int, int
     return at, at + len(word)
 
 
-def _inside_words(name: str, word: str, words: FieldWords, spans: Spans) -> list[Occurrence]:
-    """Every place of a Hangul word, known to lie inside single eojeols (`_hangul_term`)."""
+def _inside_words(
+    name: str, word: str, count: int, text: str, spaced: str
+) -> list[Occurrence] | None:
+    """The `count` places of a Hangul word (which cannot overlap itself) in a field's runs,
+    when all of them stand in its `text` as they are, inside single words (else None): the
+    nth of them in the text is then the nth in its words spaced (`FieldWords.text`), where
+    the spaces before it count the words before it. The text has no more of them."""
     found = []
-    texts = words.words
-    for i in words.positions(word):
-        text, (start, end) = texts[i], spans[i]
-        same = len(text) == end - start  # else offsets inside it are unknown: all of it
-        at = text.find(word)
-        while at >= 0:
-            found.append(
-                Occurrence(
-                    name,
-                    start + at if same else start,
-                    start + at + len(word) if same else end,
-                    i,
-                    i,
-                )
-            )
-            at = text.find(word, at + len(word))
+    size, position, counted = len(word), -1, 0
+    at = spot = -size
+    for _ in range(count):
+        at = text.find(word, at + size)
+        if at < 0:
+            return None  # one spans eojeols
+        spot = spaced.find(word, spot + size)
+        position += spaced.count(" ", counted, spot)
+        counted = spot
+        found.append(Occurrence(name, at, at + size, position, position))
     return found
+
+
+@lru_cache(maxsize=1 << 16)
+def _kind(
+    words: tuple[str, ...], prefixes: tuple[bool, ...], cased: tuple[str, ...] | None
+) -> tuple[bool, str | None]:
+    """Whether a term's words are all Hangul, and its `exact_key` (None for those)."""
+    if all(_is_hangul(w) for w in words):
+        return True, None
+    return False, exact_key(Term("", words, prefixes, cased=cased))
+
+
+def _word_at(spans: Spans, offset: int, low: int, high: int) -> int:
+    """The word (of `low` to `high` - 1) holding character `offset`, which a word holds."""
+    while high - low > 1:
+        middle = (low + high) // 2
+        if spans[middle][0] <= offset:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _finds(word: str, text: str) -> list[int]:
+    """Where `word` starts in `text`, each place after the end of the one before."""
+    found = []
+    at = text.find(word)
+    while at >= 0:
+        found.append(at)
+        at = text.find(word, at + len(word))
+    return found
+
+
+class _Letters:
+    """Where each Hangul letter of a text stands in it, by runs of letters."""
+
+    __slots__ = ("_counts", "_nuls", "_seen", "_starts")
+
+    def __init__(self, text: str) -> None:
+        parts = _SYLLABLES.split(text)  # [other, letters, other, …, other]
+        self._starts = list(accumulate(map(len, parts)))[0::2]  # where each run of letters starts
+        self._counts = list(accumulate(map(len, parts[1::2])))  # letters up to each one's end
+        self._seen = self._nuls = 0  # the NULs of the runs before `_seen`, counted once
+
+    def span(self, runs: str, start: int, end: int) -> tuple[int, int]:
+        """The text's characters for characters `start:end` of its `runs` (NUL-separated),
+        asked in order."""
+        if start < self._seen:
+            self._seen = self._nuls = 0
+        self._nuls += runs.count("\x00", self._seen, start)
+        self._seen = start
+        first = start - self._nuls  # the letter's number
+        last = first + (end - start) - 1  # a match never holds a NUL
+        return self._at(first), self._at(last) + 1
+
+    def _at(self, letter: int) -> int:
+        counts = self._counts
+        run = bisect_right(counts, letter)
+        return self._starts[run] + letter - (counts[run - 1] if run else 0)

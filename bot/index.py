@@ -14,8 +14,9 @@ is a candidate for every article.
 The rules filed under the keys an article holds, that also hold their second and other groups,
 are its candidates. Each is decided from the page by its compiled program (`decide.run`); the
 few it cannot tell, and to find their hits the ones that match, go to the reference evaluator
-(`match.match_rule`; a matching AND of ORs of terms has its hits from `decide.plain_hits`), so
-the index says exactly what the reference says, hits included.
+(`match.match_rule`), so the index says exactly what the reference says, hits included; an AND
+of ORs of terms is matched and given its hits by `hits.keyed_hits`, from the key id of each
+of its terms compiled with it, so that its absent terms cost one lookup each.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import gc
 import itertools
 import pickle
+from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -45,6 +47,7 @@ from bot.decide import (
 )
 from bot.errors import IndexMissing
 from bot.expr import EXPR_TYPES, And, Expr, Near, Not, Scope, Term
+from bot.hits import keyed_hits, one_term_per_text, plain_terms
 from bot.match import Document, match_rule, rule_match
 from bot.models import FIELDS, Article, Rule, RuleMatch
 from bot.query import parse_query
@@ -224,15 +227,26 @@ class RuleIndex:
         filed: dict[int, list[int]] = {}  # key id → the rules filed under it
         second: dict[int, list[int]] = {}  # key id → the rules whose second group holds it
 
+        # Each rule that is a term, an OR of terms or an AND of those (`hits.plain_terms`)
+        # whose terms written alike are alike (`hits.one_term_per_text`) keeps, per term in
+        # query order, the id of the key the view holds when the term is there (its first
+        # key id): a matching rule's absent terms are then skipped by one lookup each. Packed
+        # in an array: an int object each would weigh more than the rest of the rule's index.
+        self._keyed: list[array[int] | None] = [None] * len(self.rules)
+        compiled = array("I")  # the first key id of each term compiled, in query order
+
         def key_ids(
             term: Term,
         ) -> list[int]:  # the key that tells it, or every word's, rarest first
             key = exact_key(term)
             if key is not None:
-                return [keys.setdefault(key, len(keys))]
-            words = zip(term.words, term.prefixes, strict=True)
-            found = dict.fromkeys([term_key(term), *(word_key(w, p) for w, p in words)])
-            return [keys.setdefault(key, len(keys)) for key in found]
+                ids = [keys.setdefault(key, len(keys))]
+            else:
+                words = zip(term.words, term.prefixes, strict=True)
+                found = dict.fromkeys([term_key(term), *(word_key(w, p) for w, p in words)])
+                ids = [keys.setdefault(key, len(keys)) for key in found]
+            compiled.append(ids[0])
+            return ids
 
         for position, rule in enumerate(self.rules):
             expr = rule.expr
@@ -244,7 +258,11 @@ class RuleIndex:
             program: Program = True  # not a parsed query: `match_rule` says why
             if isinstance(expr, EXPR_TYPES):
                 every_field = set(FIELDS) <= set(rule.fields)
+                del compiled[:]
                 program = _intern(compile_rule(expr, every_field, key_ids), interned)
+                plain = plain_terms(expr)
+                if plain and len(plain) == len(compiled) and one_term_per_text(plain):
+                    self._keyed[position] = compiled[:]  # compiled in query order
             self._programs.append(program)
             if not groups:
                 self._always.add(position)
@@ -323,10 +341,12 @@ class RuleIndex:
         """Every rule matching an article with these field texts (rules limited to feeds other
         than `feed` are skipped; None: no rule is), in rule order, as `match_rule` says.
 
-        The candidates are decided from the article's words (`decide`); only the rules that
-        match, and those it cannot tell, are evaluated by `match_rule`, for their hits (or,
-        for a matching AND of ORs of terms, by `decide.plain_hits`)."""
-        page, decided, has = self._decided(texts, feed)
+        The candidates are decided from the article's words (`decide`); an AND of ORs of terms
+        is matched and given its hits by `hits.keyed_hits`, from its terms' keys; of the
+        others, only the rules that match, and those it cannot tell, are evaluated by
+        `match_rule`, for their hits (or, for a matching AND of ORs of terms whose terms
+        written alike are not alike, by `decide.plain_hits`)."""
+        page, decided, present, has = self._decided(texts, feed)
         doc: Document | None = None
         found = []
         for i, value in decided:
@@ -335,6 +355,12 @@ class RuleIndex:
                 doc = PageDocument.of(texts, page, has) if exact else Document.from_fields(texts)
             rule = self._evaluated[i]
             expr = rule.expr
+            keys = self._keyed[i]
+            if keys is not None and isinstance(expr, EXPR_TYPES):  # an AND of ORs of terms
+                fired = keyed_hits(expr, keys, present, doc, rule.fields)
+                if fired is not None:
+                    found.append((self.rules[i], RuleMatch(rule.name, *fired)))
+                continue
             if value and isinstance(expr, EXPR_TYPES):  # it matches: its hits, without a walk
                 hits = plain_hits(expr, doc, rule.fields)
                 if hits is not None:
@@ -361,9 +387,10 @@ class RuleIndex:
 
     def _decided(
         self, texts: Mapping[str, str], feed: str | None
-    ) -> tuple[Page, list[tuple[int, bool | None]], KeyPresent]:
+    ) -> tuple[Page, list[tuple[int, bool | None]], set[int], KeyPresent]:
         """The article's page, each candidate that may match, with True (it does) or None
-        (ask the reference), and whether a word may be in the article (from the scan)."""
+        (ask the reference), the ids of the keys in its view, and whether a word may be in
+        the article (from the scan)."""
         page = Page.of(texts)
         present = self._scan(page)
         in_words, in_runs = self._automaton.get, self._hangul.get
@@ -377,7 +404,7 @@ class RuleIndex:
 
         chosen = self.candidates(present, feed)
         if not chosen:
-            return page, [], has
+            return page, [], present, has
         exact = page.exact and set(page.fields) <= set(FIELDS)  # what the programs assume
         decided: list[tuple[int, bool | None]] = []
         for i in chosen:
@@ -386,7 +413,7 @@ class RuleIndex:
                 value = run(self._programs[i], page, self._evaluated[i].fields, present, has)
             if value is not False:
                 decided.append((i, value))
-        return page, decided, has
+        return page, decided, present, has
 
     def matches(self, article: Article) -> list[tuple[Rule, RuleMatch]]:
         """Every rule that matches `article` (rules limited to other feeds are skipped)."""

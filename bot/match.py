@@ -187,6 +187,10 @@ class Document:
         for word, prefix in zip(term.words, term.prefixes, strict=True):
             if not self._may_contain(word, prefix):  # the usual case, so it comes first
                 return ()
+        return self.places(term, fields)
+
+    def places(self, term: Term, fields: tuple[str, ...]) -> tuple[Occurrence, ...]:
+        """`locate` for a term whose words the caller knows may be there."""
         key = (term.words, term.prefixes, term.cased, fields)
         found = self._found.get(key)
         if found is None:

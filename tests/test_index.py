@@ -242,6 +242,50 @@ def test_hits_of_a_matching_rule_are_the_references_without_tokenizing() -> None
     assert len(found[0][1].hits) >= 6
 
 
+@pytest.mark.parametrize(
+    ("query", "title", "summary", "content"),
+    [
+        ("usfk", "USFK", "", "The USFK said USFK"),  # a term in two fields
+        ("usfk", "The USFK", "USFK said", ""),  # a later field's first word, right after one
+        ('usfk OR "usfk troops"', "", "", "USFK troops and USFK"),  # a term inside a phrase
+        ("(@usfk OR korea) AND (@cut OR troop*)", "USFK cuts", "", "주한미군 감축, Korea"),
+        ("{US} OR korea OR US", "", "", "Korea and us, US"),  # `US` written alike, not alike
+        ("({US} OR troop*) AND us", "", "", "US troops, us"),
+        ("usfk OR @usfk", "", "", "USFK"),  # written alike in two alias sets' ways
+        ("주한미군 AND (감축 OR 철수)", "", "", "주한미군은 감축을, 주한 미군의 철수"),
+        ('"주한미군 감축" OR 미군', "", "", "주한미군의 감축, 주한 미군에서의 감축"),
+        ("주주 OR 감축", "", "", "주주주 총회, 주 주주, 감 축, 감축감축"),  # overlapping places
+        ("감축", "감\u200b축", "", "병력\n감축. 감. 축 감축을"),  # across eojeols, or not
+        ("troop* AND (korea* OR 美)", "Troopers", "Koreans", "troops 韓美 korea"),  # wildcards
+        ("(usfk OR usfk) AND (usfk OR korea)", "", "", "USFK in Korea"),  # duplicate terms
+        ('"south korea" OR "korea south"', "", "", "South Korea south korea South"),
+        ("감축 OR usfk", "", "", "USFK\u1100\u1161 감축을"),  # a page with jamo
+    ],
+)
+def test_hits_of_an_and_of_ors_are_the_references(
+    query: str, title: str, summary: str, content: str
+) -> None:
+    """The hits of a rule that is an AND of ORs of terms, taken from each term's key and its
+    places, are the reference's: terms, fields, offsets and order."""
+    rules = [rule(query, fields=FIELDS), rule(query, name="in-title", fields=("title",))]
+    article = make_article(title=title, summary=summary, content=content)
+    want = reference(article, rules)
+    assert want, "the case should match"
+    assert RuleIndex(rules).matches(article) == want
+
+
+def test_a_rule_with_terms_written_alike_but_unlike_keeps_the_references_order() -> None:
+    rules = [rule("{US} OR korea OR US", name="clash"), rule("korea OR US", name="plain")]
+    index = RuleIndex(rules)
+    article = make_article(title="", summary="", content="Korea and us")
+    ((_, clash), (_, plain)) = index.matches(article)
+    assert index._keyed[0] is None  # hits from the reference: `{US}` and `US` are both "US"
+    assert index._keyed[1]  # from the terms' keys
+    assert clash.terms == ("US", "korea")  # the order of `{US}`, which did not fire
+    assert plain.terms == ("korea", "US")
+    assert index.matches(article) == reference(article, rules)
+
+
 def test_a_rule_without_its_parsed_query_is_parsed_once_for_the_index() -> None:
     plain = Rule(name="p", query="troop* korea", channel="#news")
     article = make_article(title="Troops in Korea", summary="", content="")
@@ -369,6 +413,30 @@ def test_index_equals_reference_on_random_rules_and_texts() -> None:
     assert share > 0.3, f"only {share:.0%} of the articles matched a rule"
 
 
+@st.composite
+def and_of_ors(draw: st.DrawFn) -> str:
+    groups = draw(st.lists(st.lists(terms(), min_size=1, max_size=4), min_size=1, max_size=3))
+    return " AND ".join("(" + " OR ".join(group) + ")" for group in groups)
+
+
+def test_and_of_ors_equal_the_reference_on_random_rules_and_texts() -> None:
+    """The usual rule's shape, whose hits come from its terms' keys and places."""
+
+    @settings(max_examples=120, deadline=None, derandomize=True, database=None)
+    @given(
+        st.lists(and_of_ors(), min_size=1, max_size=4),
+        st.lists(st.tuples(texts(), texts(), texts()), min_size=1, max_size=3),
+    )
+    def agree(queries: list[str], articles: list[tuple[str, str, str]]) -> None:
+        rules = [rule(q, name=f"r{i}") for i, q in enumerate(queries)]
+        index = RuleIndex(rules)
+        for title, summary, content in articles:
+            article = make_article(title=title, summary=summary, content=content)
+            assert index.matches(article) == reference(article, rules)
+
+    agree()
+
+
 def test_decisions_equal_the_reference_on_random_rules_and_texts() -> None:
     """What the index decides from an article's words alone (`matching`, and `decide` for any
     expression) is what the reference evaluator says, or, from `decide`, None: ask it."""
@@ -447,7 +515,7 @@ def test_a_reload_builds_the_new_index_aside_while_the_old_one_keeps_matching(
 
 def test_index_scan_is_linear_on_pathological_titles() -> None:
     """RELIABILITY case 32: a 30,000-character title decided in well under a second."""
-    queries = ["aa* NEAR/2 x", '"1,000" OR 가가*', "{US}", "aaa"]
+    queries = ["aa* NEAR/2 x", '"1,000" OR 가가*', "{US}", "aaa", "주주 OR 가", '"가 가" OR 가가']
     index = RuleIndex([rule(q, name=str(i)) for i, q in enumerate(queries)])
     started = time.perf_counter()
     for title in (
@@ -456,6 +524,8 @@ def test_index_scan_is_linear_on_pathological_titles() -> None:
         "a" * 30_000 + "X",
         "가" * 30_000,
         "U.S." * 7_500,
+        "주 " * 15_000,  # a Hangul term across eojeols at each word
+        "가 " * 15_000,
     ):
         index.matches(make_article(title=title, summary="", content=""))
     assert time.perf_counter() - started < 2.0
