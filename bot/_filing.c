@@ -1,23 +1,22 @@
 /* The candidate step of the rule index in C, over the flat arrays of bot/filing.py.
  *
- * candidates(present, filed_at, filed, others_at, others, always) returns, in rule order and
- * each once, the rules filed under a key id of `present` whose other groups each hold a key id
- * of `present`, and the rules of `always`:
+ * candidates(present, filed_at, filed, records, always) returns, in rule order and each once,
+ * the rules filed under a key id of `present` whose other groups each hold a key id of
+ * `present`, and the rules of `always`:
  *   present    the key ids found in an article (an iterable of ints: the scan's set); ids that
  *              are negative or not below the number of keys are not filed anywhere;
  *   filed_at   per key id k, filed[filed_at[k]:filed_at[k + 1]] are the rules filed under k
  *              (so the number of keys is len(filed_at) - 1);
- *   filed      rule positions;
- *   others_at  per rule r, others[others_at[r]:others_at[r + 1]] are its other groups (so the
- *              number of rules is len(others_at) - 1);
- *   others     each group as its length followed by its key ids, rarest group first;
- *   always     the rules without a required group.
+ *   filed      each rule filed as the offset of its record in `records`;
+ *   records    per rule filed: its position, the number of its other groups, then each of
+ *              them as its length and its key ids, rarest group first;
+ *   always     the positions of the rules without a required group.
  * Every array is an array("I"). The arrays are checked as they are read: an index out of its
  * array raises ValueError, never reads past it.
  *
  * The article's key ids are set in a bitmap of the keys (an eighth of a byte per key), so a
- * rule's groups are tested by one bit each; only the lists of the present keys, and the groups
- * of the rules in them, are read.
+ * rule's groups are tested by one bit each; only the lists of the present keys, and the
+ * records of the rules in them (one place each, most of them one cache line), are read.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -88,30 +87,29 @@ ids_add(Ids *ids, uint id)
     return 0;
 }
 
-/* 1 when each of the rule's other groups holds a present key, 0 when one does not, -1 on a
- * malformed filing. */
+/* Rule `*rule` of the record at `at`, when each of its other groups holds a present key: 1
+ * when they all do, 0 when one does not, -1 on a malformed filing. */
 static int
-holds_others(uint rule, const Array *others_at, const Array *others, const unsigned char *bits,
+holds_others(Py_ssize_t at, uint *rule, const Array *records, const unsigned char *bits,
              Py_ssize_t keys)
 {
-    Py_ssize_t at, end;
+    const uint *items = records->items;
+    Py_ssize_t length = records->length;
+    uint groups;
 
-    if ((Py_ssize_t)rule + 1 >= others_at->length) {
-        return malformed("a rule past others_at");
+    if (at + 2 > length) {
+        return malformed("a record past records");
     }
-    at = others_at->items[rule];
-    end = others_at->items[rule + 1];
-    if (at > end || end > others->length) {
-        return malformed("others_at out of others");
-    }
-    while (at < end) {
-        Py_ssize_t stop = at + 1 + (Py_ssize_t)others->items[at];
-        int held = 0;
-        if (stop > end) {
-            return malformed("a group past its rule");
+    *rule = items[at];
+    groups = items[at + 1];
+    for (at += 2; groups > 0; groups--) {
+        Py_ssize_t stop;
+        uint held = 0;
+        if (at >= length || (stop = at + 1 + (Py_ssize_t)items[at]) > length) {
+            return malformed("a group past records");
         }
         for (at++; at < stop; at++) { /* a group's few keys all tested: no branch to miss */
-            uint key = others->items[at];
+            uint key = items[at];
             if ((Py_ssize_t)key >= keys) {
                 return malformed("a key id past filed_at");
             }
@@ -127,22 +125,22 @@ holds_others(uint rule, const Array *others_at, const Array *others, const unsig
 static PyObject *
 candidates(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    static const char *names[] = {"filed_at", "filed", "others_at", "others", "always"};
-    Array arrays[5];
+    static const char *names[] = {"filed_at", "filed", "records", "always"};
+    Array arrays[4];
     int held = 0;
     unsigned char *bits = NULL;
     Ids present = {NULL, 0, 0}, found = {NULL, 0, 0};
-    const Array *filed_at = &arrays[0], *filed = &arrays[1], *others_at = &arrays[2],
-                *others = &arrays[3], *always = &arrays[4];
+    const Array *filed_at = &arrays[0], *filed = &arrays[1], *records = &arrays[2],
+                *always = &arrays[3];
     PyObject *iterator = NULL, *item, *result = NULL;
     Py_ssize_t keys, i, n;
 
     (void)module;
-    if (nargs != 6) {
-        PyErr_Format(PyExc_TypeError, "candidates() takes 6 arguments (%zd given)", nargs);
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "candidates() takes 5 arguments (%zd given)", nargs);
         return NULL;
     }
-    for (; held < 5; held++) {
+    for (; held < 4; held++) {
         if (array_get(args[held + 1], &arrays[held], names[held]) < 0) {
             goto done;
         }
@@ -190,20 +188,15 @@ candidates(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
         for (; at < end; at++) {
-            uint rule = filed->items[at];
-            int holds = holds_others(rule, others_at, others, bits, keys);
+            uint rule;
+            int holds = holds_others(filed->items[at], &rule, records, bits, keys);
             if (holds < 0 || (holds && ids_add(&found, rule) < 0)) {
                 goto done;
             }
         }
     }
     for (i = 0; i < always->length; i++) {
-        uint rule = always->items[i];
-        if ((Py_ssize_t)rule + 1 >= others_at->length) {
-            malformed("an always rule past others_at");
-            goto done;
-        }
-        if (ids_add(&found, rule) < 0) {
+        if (ids_add(&found, always->items[i]) < 0) {
             goto done;
         }
     }
@@ -242,7 +235,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"candidates", (PyCFunction)(void (*)(void))candidates, METH_FASTCALL,
-     "candidates(present, filed_at, filed, others_at, others, always) -> the rules filed under "
+     "candidates(present, filed_at, filed, records, always) -> the rules filed under "
      "a present key whose other groups each hold one, and those always candidates, in rule "
      "order"},
     {NULL, NULL, 0, NULL},

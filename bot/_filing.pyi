@@ -7,8 +7,7 @@ def candidates(
     present: Iterable[int],
     filed_at: array[int],
     filed: array[int],
-    others_at: array[int],
-    others: array[int],
+    records: array[int],
     always: array[int],
     /,
 ) -> list[int]: ...

@@ -4,7 +4,8 @@ A rule is filed under each key id of its rarest required group (a group of keys 
 article must hold one for the rule to match); it keeps its other groups, rarest first, to be
 checked against the article's keys; a rule without a required group is always a candidate.
 `Filing` holds this as arrays of unsigned ints (`array("I")`, compressed-sparse-row style: an
-offset per key id into one array of rules, an offset per rule into one array of groups), a few
+offset per key id into one array listing the rules filed under each key, each rule as the
+offset of its record, which holds its position and its other groups in one place), a few
 bytes per entry where dicts of tuples and sets took tens, and it pickles as bytes. Its
 `candidates` runs in C (`bot/_filing.c`) where the extension was built, else in Python
 (`python_candidates`, the reference the C is tested against).
@@ -17,8 +18,7 @@ from collections.abc import Callable, Collection, Iterable, Set
 from dataclasses import dataclass, field
 
 Candidates = Callable[
-    [Iterable[int], "array[int]", "array[int]", "array[int]", "array[int]", "array[int]"],
-    list[int],
+    [Iterable[int], "array[int]", "array[int]", "array[int]", "array[int]"], list[int]
 ]
 
 
@@ -34,14 +34,13 @@ def _c_candidates() -> Candidates | None:
 @dataclass(frozen=True)
 class Filing:
     """The rules filed by key id (see the module's docstring): `filed_at[k]:filed_at[k + 1]` is
-    the slice of `filed` holding the rules filed under key id k; `others_at[r]:others_at[r + 1]`
-    the slice of `others` holding rule r's other groups, each as its length and its key ids;
-    `always` the rules without a required group."""
+    the slice of `filed` holding the rules filed under key id k, each as the offset of its
+    record in `records`: its position, the number of its other groups, then each of them as
+    its length and its key ids, rarest first; `always` the rules without a required group."""
 
     filed_at: array[int]
     filed: array[int]
-    others_at: array[int]
-    others: array[int]
+    records: array[int]
     always: array[int]
 
     @property
@@ -52,37 +51,36 @@ class Filing:
     def candidates(self, present: Set[int]) -> list[int]:
         """The rules filed under a key id in `present` whose other groups each hold one, and
         those always candidates: their positions, in rule order."""
-        return CANDIDATES(
-            present, self.filed_at, self.filed, self.others_at, self.others, self.always
-        )
+        return CANDIDATES(present, self.filed_at, self.filed, self.records, self.always)
 
 
 @dataclass
 class Filer:
     """Files rules one after the other, in rule order (`file`), then packs them (`packed`)."""
 
-    _filed: dict[int, list[int]] = field(default_factory=dict)
-    _others_at: array[int] = field(default_factory=lambda: array("I", [0]))
-    _others: array[int] = field(default_factory=lambda: array("I"))
+    _filed: dict[int, list[int]] = field(default_factory=dict)  # key id → records' offsets
+    _records: array[int] = field(default_factory=lambda: array("I"))
     _always: array[int] = field(default_factory=lambda: array("I"))
+    _rules: int = 0
 
     def file(self, groups: Collection[Collection[int]]) -> None:
         """The next rule, by its required groups' key ids, rarest group first (none: it is
         always a candidate); a group must hold at least one key id."""
-        rule = len(self._others_at) - 1
+        rule = self._rules
+        self._rules += 1
         if not groups:
             self._always.append(rule)
-        others = self._others
-        for number, group in enumerate(groups):
-            if not group:
-                raise ValueError(f"rule {rule}: an empty required group")
-            if number == 0:
-                for key in group:
-                    self._filed.setdefault(key, []).append(rule)
-            else:
-                others.append(len(group))
-                others.extend(group)
-        self._others_at.append(len(others))
+            return
+        if not all(groups):
+            raise ValueError(f"rule {rule}: an empty required group")
+        records = self._records
+        first, *others = groups
+        for key in first:
+            self._filed.setdefault(key, []).append(len(records))
+        records.extend((rule, len(others)))
+        for group in others:
+            records.append(len(group))
+            records.extend(group)
 
     def packed(self, keys: int) -> Filing:
         """The rules filed so far, for key ids below `keys`."""
@@ -95,15 +93,14 @@ class Filer:
             filed_at.append(len(filed))
         if len(filed) != sum(map(len, lists.values())):
             raise ValueError(f"a rule filed under a key id not below {keys}")
-        return Filing(filed_at, filed, self._others_at, self._others, self._always)
+        return Filing(filed_at, filed, self._records, self._always)
 
 
 def python_candidates(
     present: Iterable[int],
     filed_at: array[int],
     filed: array[int],
-    others_at: array[int],
-    others: array[int],
+    records: array[int],
     always: array[int],
 ) -> list[int]:
     """`Filing.candidates` in Python: what the C extension returns, from the same arrays."""
@@ -111,11 +108,12 @@ def python_candidates(
     present = present if isinstance(present, Set) else frozenset(present)
     found = set().union(*[filed[filed_at[k] : filed_at[k + 1]] for k in present if 0 <= k < keys])
     chosen = set(always)
-    for rule in found:
-        at, end = others_at[rule], others_at[rule + 1]
-        while at < end:
-            stop = at + 1 + others[at]
-            if present.isdisjoint(others[at + 1 : stop]):
+    for at in found:
+        rule, others = records[at], records[at + 1]
+        at += 2
+        for _ in range(others):
+            stop = at + 1 + records[at]
+            if present.isdisjoint(records[at + 1 : stop]):
                 break
             at = stop
         else:

@@ -45,7 +45,7 @@ def filed(rules: list[Groups], keys: int) -> Filing:
 
 
 def arrays(f: Filing) -> tuple[array[int], ...]:
-    return (f.filed_at, f.filed, f.others_at, f.others, f.always)
+    return (f.filed_at, f.filed, f.records, f.always)
 
 
 @st.composite
@@ -109,11 +109,11 @@ def test_chosen_filings_give_the_candidates_their_groups_define(
     [
         {"filed_at": array("I")},  # no key at all
         {"filed_at": array("I", [0, 9])},  # past the rules filed
-        {"filed": array("I", [7])},  # a rule past others_at
-        {"others": array("I", [1])},  # others_at past others
-        {"others": array("I", [4, 0, 0])},  # a group longer than its rule's others
-        {"others": array("I", [1, 99])},  # a key id past the keys
-        {"always": array("I", [5])},  # an always rule past others_at
+        {"filed": array("I", [3])},  # a record past the records
+        {"records": array("I", [0])},  # a record without its number of groups
+        {"records": array("I", [0, 2, 1, 0])},  # more groups than recorded
+        {"records": array("I", [0, 1, 4, 0])},  # a group longer than the records
+        {"records": array("I", [0, 1, 1, 99])},  # a key id past the keys
     ],
 )
 def test_the_c_step_refuses_arrays_that_point_outside_themselves(
@@ -121,9 +121,8 @@ def test_the_c_step_refuses_arrays_that_point_outside_themselves(
 ) -> None:
     parts = {
         "filed_at": array("I", [0, 1]),
-        "filed": array("I", [0]),
-        "others_at": array("I", [0, 2]),
-        "others": array("I", [1, 0]),
+        "filed": array("I", [0]),  # rule 0, filed under key 0
+        "records": array("I", [0, 1, 1, 0]),  # rule 0: one other group, of key 0
         "always": array("I"),
     }
     assert _filing.candidates({0}, *parts.values()) == [0]
@@ -140,7 +139,7 @@ def test_the_c_step_takes_only_arrays_of_unsigned_ints() -> None:
     with pytest.raises(TypeError):
         _filing.candidates({"a"}, *good)
     with pytest.raises(TypeError):
-        _filing.candidates({0}, *good[:4])  # type: ignore[call-arg]
+        _filing.candidates({0}, *good[:3])  # type: ignore[call-arg]
 
 
 def test_a_filing_pickles_to_equal_arrays() -> None:
@@ -182,5 +181,5 @@ def test_an_index_files_each_rule_under_its_rarest_group_and_keeps_the_others() 
     assert index.candidates(present, "kbs") == [0, 1, 2]
     assert index.candidates(index.present(["opcon"])) == [1, 2]
     assert index.candidates(set()) == [2]
-    groups: Collection[int] = index._filing.others
-    assert len(groups) == 2 * 2  # the first rule's two other groups, one key each
+    records: Collection[int] = index._filing.records
+    assert len(records) == (2 + 2 * 2) + 2 + 2  # the first rule's two other groups, one key each
