@@ -108,14 +108,15 @@ def python_candidates(
     present = present if isinstance(present, Set) else frozenset(present)
     found = set().union(*[filed[filed_at[k] : filed_at[k + 1]] for k in present if 0 <= k < keys])
     chosen = set(always)
+    isdisjoint = present.isdisjoint
     for at in found:
         rule, others = records[at], records[at + 1]
         at += 2
-        for _ in range(others):
+        while others:  # its other groups, rarest first
             stop = at + 1 + records[at]
-            if present.isdisjoint(records[at + 1 : stop]):
+            if isdisjoint(records[at + 1 : stop]):
                 break
-            at = stop
+            at, others = stop, others - 1
         else:
             chosen.add(rule)
     return sorted(chosen)
