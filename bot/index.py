@@ -11,13 +11,12 @@ match (the alternatives of an OR, each side of a NEAR, a term under AND or a fie
 rule without one (only possible for a rule built in code, since `check_query` refuses them)
 is a candidate for every article.
 
-The rules filed under the keys an article holds, that also hold their other groups, are its
-candidates (`filing.Filing`: flat arrays, read in C where it was built). Each is decided from
-the page by its compiled program (`decide.run`); the few it cannot tell, and to find their
-hits the ones that match, go to the reference evaluator (`match.match_rule`), so the index
-says exactly what the reference says, hits included; an AND of ORs of terms is matched and
-given its hits by `hits.keyed_hits`, from the key id of each of its terms compiled with it, so
-that its absent terms cost one lookup each.
+The rules filed under the keys an article holds, that also hold their second and other groups,
+are its candidates. Each is decided from the page by its compiled program (`decide.run`); the
+few it cannot tell, and to find their hits the ones that match, go to the reference evaluator
+(`match.match_rule`), so the index says exactly what the reference says, hits included; an AND
+of ORs of terms is matched and given its hits by `hits.keyed_hits`, from the key id of each
+of its terms compiled with it, so that its absent terms cost one lookup each.
 """
 
 from __future__ import annotations
