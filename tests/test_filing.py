@@ -92,6 +92,7 @@ def test_the_c_candidates_are_the_python_ones(case: tuple[list[Groups], int, set
         ([[[0]]] * 300, {0}, list(range(300))),  # a key filing many rules
         ([[[0], [1], [2]], [[0], [1]], [[0]]], {0, 1}, [1, 2]),  # a third group absent
         ([[[0], [1, 2]], [[1], [0]]], {0, 2}, [0]),  # a second group held by its other key
+        ([[[0]], [[2]]], {0, 2**70, -(2**70), -1, 3}, [0]),  # ids filed nowhere, any size
     ],
 )
 def test_chosen_filings_give_the_candidates_their_groups_define(
