@@ -42,6 +42,7 @@ if str(REPO) not in sys.path:  # run as a script: make `bot` importable
     sys.path.insert(0, str(REPO))
 
 from bot.expr import Term, terms  # noqa: E402
+from bot.filing import CANDIDATE_STEP  # noqa: E402
 from bot.index import RuleIndex, receive  # noqa: E402
 from bot.models import FIELDS, Article, Rule  # noqa: E402
 from bot.rules import load_rules  # noqa: E402
@@ -311,7 +312,8 @@ def main() -> None:
         f"{len(articles)} articles of ~{size_mb(articles) / len(articles) * 1e3:.1f} KB "
         f"({source}); vocabulary: {len(NAMES)} words, {len(PAIRS)} pairs, "
         f"{len(HANGUL)} Korean words from the corpus and {len(WORDS) + len(PHRASES)} of ours; "
-        f"one process, one core; the article's words found by the word pass in {WORD_PASS}"
+        f"one process, one core; the article's words found by the word pass in {WORD_PASS}, "
+        f"the candidates by the candidate step in {CANDIDATE_STEP}"
     )
     for count in (int(s) for s in args.sizes.split(",")):
         naive_sample = max(3, min(len(articles), 30_000 // count))

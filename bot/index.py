@@ -47,6 +47,7 @@ from bot.decide import (
 )
 from bot.errors import IndexMissing
 from bot.expr import EXPR_TYPES, And, Expr, Near, Not, Scope, Term
+from bot.filing import Filer
 from bot.hits import keyed_hits, one_term_per_text, plain_terms
 from bot.match import Document, match_rule, rule_match
 from bot.models import FIELDS, Article, Rule, RuleMatch
@@ -218,14 +219,10 @@ class RuleIndex:
 
     def _build(self) -> None:
         self._evaluated: list[Rule] = []  # each rule with its parsed query
-        self._always: set[int] = set()  # rules without a required group
         keys: dict[str, int] = {}
         interned: dict[Any, Any] = {}  # many rules share sets of keys (alias sets)
         self._programs: list[Program] = []  # each rule compiled for `decide.run`
-        self._groups: list[tuple[frozenset[int], ...]] = [()] * len(self.rules)  # 3rd, 4th…
-        self._no_second: set[int] = set()  # rules with a single required group
-        filed: dict[int, list[int]] = {}  # key id → the rules filed under it
-        second: dict[int, list[int]] = {}  # key id → the rules whose second group holds it
+        filer = Filer()  # each rule filed under its rarest group's key ids, with its others
 
         # Each rule that is a term, an OR of terms or an AND of those (`hits.plain_terms`)
         # whose terms written alike are alike (`hits.one_term_per_text`) keeps, per term in
@@ -264,23 +261,10 @@ class RuleIndex:
                 if plain and len(plain) == len(compiled) and one_term_per_text(plain):
                     self._keyed[position] = compiled[:]  # compiled in query order
             self._programs.append(program)
-            if not groups:
-                self._always.add(position)
-                continue
-            groups = sorted(set(groups), key=_cost)
-            for key in groups[0]:  # filed under its rarest group, which is then present
-                filed.setdefault(keys.setdefault(key, len(keys)), []).append(position)
-            if len(groups) < 2:
-                self._no_second.add(position)
-                continue
-            for key in groups[1]:
-                second.setdefault(keys.setdefault(key, len(keys)), []).append(position)
-            others = (frozenset(keys[key] for key in group) for group in groups[2:])
-            self._groups[position] = tuple(interned.setdefault(g, g) for g in others)
-        self._filed = {key_id: tuple(rules) for key_id, rules in filed.items()}
-        self._filed_keys = frozenset(filed)
-        self._second = {key_id: tuple(rules) for key_id, rules in second.items()}
-        self._second_keys = frozenset(second)
+            ranked = sorted(set(groups), key=_cost)  # rarest first
+            filer.file([[keys.setdefault(key, len(keys)) for key in group] for group in ranked])
+        self._filing = filer.packed(len(keys))
+        self._limited = any(rule.feeds is not None for rule in self.rules)
         # Two automata: the keys of words (each starting with a space) for the fields' words,
         # the Hangul ones for the Hangul runs only, where every Hangul word of an exact page
         # also stands; scanning the words for them too found most of them twice.
@@ -315,25 +299,15 @@ class RuleIndex:
         return found
 
     def candidates(self, present: set[int], feed: str | None = None) -> list[int]:
-        """Positions of the rules that may match, given the keys present, in rule order."""
-        filed, second = self._filed, self._second
-        found = self._always.union(*map(filed.__getitem__, present & self._filed_keys))
-        # Most of them lack their second rarest group: the rules holding theirs are listed
-        # the same way, and the two lists meet in one set operation.
-        found &= self._no_second.union(*map(second.__getitem__, present & self._second_keys))
-        found |= self._always
-        chosen = []
-        rules, groups = self.rules, self._groups
-        for i in sorted(found):
-            feeds = rules[i].feeds
-            if feed is not None and feeds is not None and feed not in feeds:
-                continue
-            for keys in groups[i]:  # its other groups, rarest first
-                if present.isdisjoint(keys):
-                    break
-            else:
-                chosen.append(i)
-        return chosen
+        """Positions of the rules that may match, given the keys present, in rule order: those
+        filed under a present key that hold their other groups too (`Filing.candidates`, in C
+        where it was built), and the rules without a required group, less the rules limited
+        to feeds other than `feed`."""
+        chosen = self._filing.candidates(present)
+        if feed is None or not self._limited:
+            return chosen
+        rules = self.rules
+        return [i for i in chosen if (feeds := rules[i].feeds) is None or feed in feeds]
 
     def match_fields(
         self, texts: Mapping[str, str], feed: str | None = None
