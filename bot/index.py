@@ -374,12 +374,17 @@ class RuleIndex:
     def matching(self, texts: Mapping[str, str], feed: str | None = None) -> list[Rule]:
         """The rules `match_fields` returns, without their hits: what the index decides, with
         the reference evaluator asked only about rules the decision cannot tell."""
-        doc = None
+        page, decided, _, has = self._decided(texts, feed)
+        doc: Document | None = None
         found = []
-        for i, value in self._decided(texts, feed)[1]:
+        for i, value in decided:
             if value is None:
-                if doc is None:
-                    doc = Document.from_fields(texts)
+                if doc is None:  # as `match_fields` asks it
+                    doc = (
+                        PageDocument.of(texts, page, has)
+                        if page.exact
+                        else Document.from_fields(texts)
+                    )
                 value = match_rule(self._evaluated[i], doc) is not None
             if value:
                 found.append(self.rules[i])
