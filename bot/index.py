@@ -47,7 +47,7 @@ from bot.decide import (
 )
 from bot.errors import IndexMissing
 from bot.expr import EXPR_TYPES, And, Expr, Near, Not, Scope, Term
-from bot.hits import keyed_hits, one_term_per_text, plain_terms
+from bot.hits import keyed_hits, keyed_terms, one_term_per_text
 from bot.match import Document, match_rule, rule_match
 from bot.models import FIELDS, Article, Rule, RuleMatch
 from bot.query import parse_query
@@ -260,7 +260,7 @@ class RuleIndex:
                 every_field = set(FIELDS) <= set(rule.fields)
                 del compiled[:]
                 program = _intern(compile_rule(expr, every_field, key_ids), interned)
-                plain = plain_terms(expr)
+                plain = keyed_terms(expr)
                 if plain and len(plain) == len(compiled) and one_term_per_text(plain):
                     self._keyed[position] = compiled[:]  # compiled in query order
             self._programs.append(program)
