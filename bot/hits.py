@@ -23,16 +23,20 @@ from bot.models import Hit
 def keyed_terms(expr: Expr) -> tuple[Term, ...] | None:
     """The terms of a term, an OR of terms, a NEAR of those, or an AND of those, in query
     order (the shape `keyed_hits` knows); None for another shape."""
-    found: list[Expr] = []
-    for part in expr.children if type(expr) is And else (expr,):
-        if type(part) is Near:
-            found += _alternatives(part.left)
-            found += _alternatives(part.right)
-        else:
-            found += _alternatives(part)
+    if type(expr) is Or:
+        found: tuple[Expr, ...] = expr.children
+    else:
+        found = ()
+        for part in expr.children if type(expr) is And else (expr,):
+            if type(part) is Or:
+                found += part.children
+            elif type(part) is Near:
+                found += _alternatives(part.left) + _alternatives(part.right)
+            else:
+                found += (part,)
     if set(map(type, found)) != {Term}:
         return None
-    return tuple(found)  # type: ignore[arg-type]
+    return found  # type: ignore[return-value]
 
 
 def _alternatives(expr: Expr) -> tuple[Expr, ...]:
