@@ -13,14 +13,14 @@ from collections.abc import Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from itertools import compress, islice
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 
 from bot.expr import And, Expr, Near, Or, Term
 from bot.match import Document, Occurrence, close_pairs
 from bot.models import Hit
 
 
-def keyed_terms(expr: Expr) -> tuple[Term, ...] | None:
+def plain_terms(expr: Expr) -> tuple[Term, ...] | None:
     """The terms of a term, an OR of terms, a NEAR of those, or an AND of those, in query
     order (the shape `keyed_hits` knows); None for another shape."""
     if type(expr) is Or:
@@ -72,7 +72,7 @@ def keyed_hits(
     """Whether a term, an OR of terms, a NEAR of those, or an AND of those matches, as
     `match.evaluate` says: its terms that fired in query order (`match.rule_match`) and its
     hits; None when a part has no term found, or a NEAR no close pair (it does not match).
-    `keys[k]` is the id of a key of `keyed_terms(expr)[k]` that the article's view holds
+    `keys[k]` is the id of a key of `plain_terms(expr)[k]` that the article's view holds
     whenever the term is in it: a term whose key is not in `present` is skipped by that one
     lookup. The rule's terms written alike are alike (`one_term_per_text`): a text's first
     term fires when any does, and hits that agree on field, offsets and term agree on all."""
@@ -89,7 +89,10 @@ def keyed_hits(
             near += close
             continue
         found = False
-        for term in _held(part, ids, held):
+        alternatives = part.children if type(part) is Or else (part,)
+        # the terms whose key the view holds, picked without a Python step per term
+        for child in compress(alternatives, map(held, islice(ids, len(alternatives)))):
+            term = cast(Term, child)  # `plain_terms` told
             text = term.text
             if text in fired:  # the same term again
                 found = True
@@ -148,7 +151,7 @@ def _with_near(
     if order is None:
         order = _ORDERS.setdefault(fields, {name: i for i, name in enumerate(fields)})
     found = {hit.term for hit in hits}
-    terms = keyed_terms(expr) or ()
+    terms = plain_terms(expr) or ()
     return tuple(dict.fromkeys(t.text for t in terms if t.text in found)), tuple(
         sorted(hits, key=lambda h: (order[h.field], h.start, h.end, h.term))
     )

@@ -15,8 +15,8 @@ The rules filed under the keys an article holds, that also hold their second and
 are its candidates. Each is decided from the page by its compiled program (`decide.run`); the
 few it cannot tell, and to find their hits the ones that match, go to the reference evaluator
 (`match.match_rule`), so the index says exactly what the reference says, hits included; an AND
-of ORs of terms is matched and given its hits by `hits.keyed_hits`, from the key id of each
-of its terms compiled with it, so that its absent terms cost one lookup each.
+of ORs of terms and NEARs of those is matched and given its hits by `hits.keyed_hits`, from
+the key id of each of its terms compiled with it, so that its absent terms cost one lookup each.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from bot.decide import (
 )
 from bot.errors import IndexMissing
 from bot.expr import EXPR_TYPES, And, Expr, Near, Not, Scope, Term
-from bot.hits import keyed_hits, keyed_terms, one_term_per_text
+from bot.hits import keyed_hits, one_term_per_text, plain_terms
 from bot.match import Document, match_rule, rule_match
 from bot.models import FIELDS, Article, Rule, RuleMatch
 from bot.query import parse_query
@@ -227,11 +227,12 @@ class RuleIndex:
         filed: dict[int, list[int]] = {}  # key id → the rules filed under it
         second: dict[int, list[int]] = {}  # key id → the rules whose second group holds it
 
-        # Each rule that is a term, an OR of terms or an AND of those (`hits.plain_terms`)
-        # whose terms written alike are alike (`hits.one_term_per_text`) keeps, per term in
-        # query order, the id of the key the view holds when the term is there (its first
-        # key id): a matching rule's absent terms are then skipped by one lookup each. Packed
-        # in an array: an int object each would weigh more than the rest of the rule's index.
+        # Each rule that is a term, an OR of terms, a NEAR of those or an AND of those
+        # (`hits.plain_terms`) whose terms written alike are alike (`hits.one_term_per_text`)
+        # keeps, per term in query order, the id of the key the view holds when the term is
+        # there (its first key id): a matching rule's absent terms are then skipped by one
+        # lookup each. Packed in an array: an int object each would weigh more than the rest
+        # of the rule's index.
         self._keyed: list[array[int] | None] = [None] * len(self.rules)
         compiled = array("I")  # the first key id of each term compiled, in query order
 
@@ -260,7 +261,7 @@ class RuleIndex:
                 every_field = set(FIELDS) <= set(rule.fields)
                 del compiled[:]
                 program = _intern(compile_rule(expr, every_field, key_ids), interned)
-                plain = keyed_terms(expr)
+                plain = plain_terms(expr)
                 if plain and len(plain) == len(compiled) and one_term_per_text(plain):
                     self._keyed[position] = compiled[:]  # compiled in query order
             self._programs.append(program)
@@ -342,10 +343,10 @@ class RuleIndex:
         than `feed` are skipped; None: no rule is), in rule order, as `match_rule` says.
 
         The candidates are decided from the article's words (`decide`); an AND of ORs of terms
-        is matched and given its hits by `hits.keyed_hits`, from its terms' keys; of the
-        others, only the rules that match, and those it cannot tell, are evaluated by
-        `match_rule`, for their hits (or, for a matching AND of ORs of terms whose terms
-        written alike are not alike, by `decide.plain_hits`)."""
+        and NEARs of those is matched and given its hits by `hits.keyed_hits`, from its terms'
+        keys and places; of the others, only the rules that match, and those it cannot tell,
+        are evaluated by `match_rule`, for their hits (or, for a matching AND of ORs of terms
+        whose terms written alike are not alike, by `decide.plain_hits`)."""
         page, decided, present, has = self._decided(texts, feed)
         doc: Document | None = None
         found = []
