@@ -606,6 +606,17 @@ def test_index_scan_is_linear_on_pathological_titles() -> None:
     assert time.perf_counter() - started < 2.0
 
 
+def test_a_near_over_many_close_places_is_paired_in_linear_time() -> None:
+    """RELIABILITY case 32 for a NEAR given its hits from its terms' places: each of 2,000
+    places of a side close to several of the other's (pairing them all would take seconds)."""
+    rules = [rule("army NEAR/2 troop*", name="near"), rule('"us army" ONEAR/1 army', name="onear")]
+    article = make_article(title="us army troops " * 2_000, summary="", content="")
+    started = time.perf_counter()
+    found = RuleIndex(rules).matches(article)
+    assert time.perf_counter() - started < 2.0
+    assert [len(match.hits) for _, match in found] == [4_000, 4_000]
+
+
 # --- workers receive each index once ---------------------------------------------------------
 
 
