@@ -133,6 +133,7 @@ def _held(side: Expr, ids: Iterator[int], held: Any) -> list[Term]:
 def _placed(
     terms: list[Term], doc: Document, fields: tuple[str, ...]
 ) -> Iterator[tuple[Term, Occurrence]]:
+    """Each place of each term, as `match._near` lists a side's, looked for only if asked."""
     return ((t, o) for t in terms for o in doc.places(t, fields))
 
 
