@@ -514,24 +514,36 @@ class PageDocument(Document):
         at = joined.find(key)
         if at < 0:
             return ()
-        found: dict[str, list[Occurrence]] = {}
-        end = -1  # where the field of the place before ends
+        found: list[Occurrence] = []
+        count, find, new = joined.count, joined.find, tuple.__new__
         while at >= 0:
-            if at >= end:  # in another field
-                field = bisect_right(starts, at) - 1
-                name, counted, position = names[field], starts[field], -1
-                end = starts[field + 1] if field + 1 < len(starts) else len(joined)
-                places = found.setdefault(name, []) if name in fields else None
-                spans = self._spans(name) if places is not None else None
-            if places is not None and spans is not None:
-                position += joined.count(" ", counted, at + 1)
-                counted = at + 1
-                start, stop = spans[position][0], spans[position + last][1]
-                places.append(Occurrence(name, start, stop, position, position + last))
-            at = joined.find(key, at + 1)
-        if len(found) == 1 and fields.count(name) == 1:  # the usual case: in one field
-            return tuple(places or ())
-        return tuple(o for name in fields for o in found.get(name, ()))
+            field = bisect_right(starts, at) - 1
+            end = starts[field + 1] - 1 if field + 1 < len(starts) else len(joined)
+            name = names[field]
+            if name in fields:  # each place of the field: its words, their characters
+                offsets = self._offsets(name)
+                position, counted = -1, starts[field]
+                while at >= 0:
+                    position += count(" ", counted, at + 1)
+                    counted = at + 1
+                    stop = position + last
+                    place = (name, offsets[2 * position], offsets[2 * stop + 1], position, stop)
+                    found.append(new(Occurrence, place))
+                    at = find(key, counted, end)
+            at = find(key, end)
+        if fields != self._order and len(found) > 1:  # by the rule's fields, as it asks
+            return tuple(o for name in fields for o in found if o.field == name)
+        return tuple(found)
+
+    @cached_property
+    def _order(self) -> tuple[str, ...]:
+        """The page's fields, in order: a rule's fields in this order need no sorting."""
+        return tuple(self.page.fields)  # type: ignore[union-attr]
+
+    def _offsets(self, name: str) -> memoryview:
+        """Where each word of field `name` stands in its text: word i is characters
+        `offsets[2 * i]:offsets[2 * i + 1]` (`FieldWords.spans`)."""
+        return self._spans(name)._offsets
 
     @cached_property
     def _words(self) -> tuple[str, list[int], list[str]]:

@@ -15,8 +15,8 @@ The rules filed under the keys an article holds, that also hold their second and
 are its candidates. Each is decided from the page by its compiled program (`decide.run`); the
 few it cannot tell, and to find their hits the ones that match, go to the reference evaluator
 (`match.match_rule`), so the index says exactly what the reference says, hits included; an AND
-of ORs of terms is matched and given its hits by `hits.keyed_hits`, from the key id of each
-of its terms compiled with it, so that its absent terms cost one lookup each.
+of ORs of terms and NEARs of those is matched and given its hits by `hits.keyed_hits`, from
+the key id of each of its terms compiled with it, so that its absent terms cost one lookup each.
 """
 
 from __future__ import annotations
@@ -224,11 +224,12 @@ class RuleIndex:
         self._programs: list[Program] = []  # each rule compiled for `decide.run`
         filer = Filer()  # each rule filed under its rarest group's key ids, with its others
 
-        # Each rule that is a term, an OR of terms or an AND of those (`hits.plain_terms`)
-        # whose terms written alike are alike (`hits.one_term_per_text`) keeps, per term in
-        # query order, the id of the key the view holds when the term is there (its first
-        # key id): a matching rule's absent terms are then skipped by one lookup each. Packed
-        # in an array: an int object each would weigh more than the rest of the rule's index.
+        # Each rule that is a term, an OR of terms, a NEAR of those or an AND of those
+        # (`hits.plain_terms`) whose terms written alike are alike (`hits.one_term_per_text`)
+        # keeps, per term in query order, the id of the key the view holds when the term is
+        # there (its first key id): a matching rule's absent terms are then skipped by one
+        # lookup each. Packed in an array: an int object each would weigh more than the rest
+        # of the rule's index.
         self._keyed: list[array[int] | None] = [None] * len(self.rules)
         compiled = array("I")  # the first key id of each term compiled, in query order
 
@@ -316,10 +317,10 @@ class RuleIndex:
         than `feed` are skipped; None: no rule is), in rule order, as `match_rule` says.
 
         The candidates are decided from the article's words (`decide`); an AND of ORs of terms
-        is matched and given its hits by `hits.keyed_hits`, from its terms' keys; of the
-        others, only the rules that match, and those it cannot tell, are evaluated by
-        `match_rule`, for their hits (or, for a matching AND of ORs of terms whose terms
-        written alike are not alike, by `decide.plain_hits`)."""
+        and NEARs of those is matched and given its hits by `hits.keyed_hits`, from its terms'
+        keys and places; of the others, only the rules that match, and those it cannot tell,
+        are evaluated by `match_rule`, for their hits (or, for a matching AND of ORs of terms
+        whose terms written alike are not alike, by `decide.plain_hits`)."""
         page, decided, present, has = self._decided(texts, feed)
         doc: Document | None = None
         found = []
@@ -348,12 +349,17 @@ class RuleIndex:
     def matching(self, texts: Mapping[str, str], feed: str | None = None) -> list[Rule]:
         """The rules `match_fields` returns, without their hits: what the index decides, with
         the reference evaluator asked only about rules the decision cannot tell."""
-        doc = None
+        page, decided, _, has = self._decided(texts, feed)
+        doc: Document | None = None
         found = []
-        for i, value in self._decided(texts, feed)[1]:
+        for i, value in decided:
             if value is None:
-                if doc is None:
-                    doc = Document.from_fields(texts)
+                if doc is None:  # as `match_fields` asks it
+                    doc = (
+                        PageDocument.of(texts, page, has)
+                        if page.exact
+                        else Document.from_fields(texts)
+                    )
                 value = match_rule(self._evaluated[i], doc) is not None
             if value:
                 found.append(self.rules[i])

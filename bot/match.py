@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import NamedTuple
@@ -298,10 +298,19 @@ def _near(expr: Near, doc: Document, fields: tuple[str, ...]) -> list[Hit]:
     left = [(t, o) for t in terms(expr.left) for o in doc.locate(t, fields)]
     if not left:
         return []
+    return close_pairs(
+        expr, left, ((t, o) for t in terms(expr.right) for o in doc.locate(t, fields))
+    )
+
+
+def close_pairs(
+    expr: Near, left: list[tuple[Term, Occurrence]], right: Iterable[tuple[Term, Occurrence]]
+) -> list[Hit]:
+    """`_near` from the places of its sides' terms, in query order: the hits of every pair of
+    a left and a right place close enough (and in order, for ONEAR)."""
     by_field: dict[str, list[tuple[int, int, Term, Occurrence]]] = {}
-    for t in terms(expr.right):
-        for o in doc.locate(t, fields):
-            by_field.setdefault(o.field, []).append((o.first, o.last, t, o))
+    for t, o in right:
+        by_field.setdefault(o.field, []).append((o.first, o.last, t, o))
     firsts: dict[str, list[int]] = {}
     longest: dict[str, int] = {}
     for name, rows in by_field.items():

@@ -274,6 +274,51 @@ def test_hits_of_an_and_of_ors_are_the_references(
     assert RuleIndex(rules).matches(article) == want
 
 
+@pytest.mark.parametrize(
+    ("query", "title", "content"),
+    [
+        ("usfk NEAR/3 withdraw*", "USFK", "withdrawal"),  # never across two fields
+        ("usfk NEAR/3 withdraw*", "USFK withdrawal", "withdrawal, USFK and USFK"),
+        ("army NEAR/2 army", "", "army and the army"),  # a term twice: near itself too
+        ("(usfk OR troops) NEAR/3 usfk AND korea", "", "troops of USFK in Korea"),
+        ("usfk ONEAR/3 withdraw*", "", "withdrawal of USFK; USFK withdraws"),  # in order only
+        ("withdraw* ONEAR/3 usfk", "", "USFK withdrawal"),
+        ('"us army" ONEAR/1 army', "", "us army army"),  # overlapping places
+        ('army ONEAR/1 "us army"', "", "us army"),  # they start at the same word
+        ('"south korea" NEAR/1 korea*', "", "South Korea, Koreans"),
+        ("주한미군 NEAR/2 감축", "", "주한 미군 병력 감축"),  # a Hangul term across eojeols
+        ("주한미군 NEAR/1 감축", "", "주한 미군 병력 감축"),
+        ("감축 ONEAR/1 주한", "", "주한미군감축"),  # the order inside one eojeol
+        ("주한 ONEAR/1 감축", "", "주한미군감축, 감축"),
+        ("(@usfk OR korea) NEAR/2 @cut", "", "주한미군 감축, USFK withdrawal"),
+        # a NEAR's term far from the other side, that an OR then finds: the query's order
+        ("(usfk OR troops) NEAR/2 korea AND (japan OR usfk)", "", "USFK said the troops in Korea"),
+        ("korea AND (usfk OR troops) NEAR/2 korea", "", "Korea: USFK, then troops"),
+    ],
+)
+def test_hits_of_an_and_of_ors_and_nears_are_the_references(
+    query: str, title: str, content: str
+) -> None:
+    """A rule with a NEAR among its ORs is matched and given its hits from its terms' places
+    (`hits.keyed_hits`), as the reference finds them: only the places of close pairs."""
+    rules = [rule(query, fields=FIELDS), rule(query, name="in-content", fields=("content",))]
+    index = RuleIndex(rules)
+    assert index._keyed[0] is not None and index._keyed[1] is not None  # from the places
+    article = make_article(title=title, summary="", content=content)
+    assert index.matches(article) == reference(article, rules)
+
+
+@pytest.mark.parametrize(
+    "query", ["usfk", "usfk OR korea", "usfk NEAR/2 korea", '"usfk troops" AND korea']
+)
+def test_hits_come_in_the_order_of_the_rules_fields(query: str) -> None:
+    rules = [rule(query, fields=("content", "title"))]
+    article = make_article(title="USFK troops, Korea", summary="", content="Korea: USFK troops")
+    ((_, match),) = found = RuleIndex(rules).matches(article)
+    assert found == reference(article, rules)
+    assert match.hits[0].field == "content"
+
+
 def test_a_rule_with_terms_written_alike_but_unlike_keeps_the_references_order() -> None:
     rules = [rule("{US} OR korea OR US", name="clash"), rule("korea OR US", name="plain")]
     index = RuleIndex(rules)
@@ -437,6 +482,36 @@ def test_and_of_ors_equal_the_reference_on_random_rules_and_texts() -> None:
     agree()
 
 
+@st.composite
+def ands_with_nears(draw: st.DrawFn) -> str:
+    parts = []
+    for _ in range(draw(st.integers(1, 3))):
+        if draw(st.booleans()):
+            op = draw(st.sampled_from(["NEAR", "ONEAR"]))
+            parts.append(f"{side(draw)} {op}/{draw(st.integers(1, 4))} {side(draw)}")
+        else:
+            parts.append(side(draw))
+    return " AND ".join(parts)
+
+
+def test_and_of_ors_and_nears_equal_the_reference_on_random_rules_and_texts() -> None:
+    """Rules of ORs and NEARs under an AND, whose hits come from their terms' places."""
+
+    @settings(max_examples=100, deadline=None, derandomize=True, database=None)
+    @given(
+        st.lists(ands_with_nears(), min_size=1, max_size=4),
+        st.lists(st.tuples(texts(), texts(), texts()), min_size=1, max_size=3),
+    )
+    def agree(queries: list[str], articles: list[tuple[str, str, str]]) -> None:
+        rules = [rule(q, name=f"r{i}") for i, q in enumerate(queries)]
+        index = RuleIndex(rules)
+        for title, summary, content in articles:
+            article = make_article(title=title, summary=summary, content=content)
+            assert index.matches(article) == reference(article, rules)
+
+    agree()
+
+
 def test_decisions_equal_the_reference_on_random_rules_and_texts() -> None:
     """What the index decides from an article's words alone (`matching`, and `decide` for any
     expression) is what the reference evaluator says, or, from `decide`, None: ask it."""
@@ -529,6 +604,17 @@ def test_index_scan_is_linear_on_pathological_titles() -> None:
     ):
         index.matches(make_article(title=title, summary="", content=""))
     assert time.perf_counter() - started < 2.0
+
+
+def test_a_near_over_many_close_places_is_paired_in_linear_time() -> None:
+    """RELIABILITY case 32 for a NEAR given its hits from its terms' places: each of 2,000
+    places of a side close to several of the other's (pairing them all would take seconds)."""
+    rules = [rule("army NEAR/2 troop*", name="near"), rule('"us army" ONEAR/1 army', name="onear")]
+    article = make_article(title="us army troops " * 2_000, summary="", content="")
+    started = time.perf_counter()
+    found = RuleIndex(rules).matches(article)
+    assert time.perf_counter() - started < 2.0
+    assert [len(match.hits) for _, match in found] == [4_000, 4_000]
 
 
 # --- workers receive each index once ---------------------------------------------------------
