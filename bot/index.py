@@ -26,7 +26,7 @@ import itertools
 import pickle
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -176,6 +176,42 @@ def _rarest(groups: list[frozenset[str]]) -> frozenset[str] | None:
     return min(groups, key=_cost)
 
 
+def program_groups(
+    program: Program,
+    cost: Callable[[frozenset[int]], float],
+    expr_groups: Callable[[Expr], list[frozenset[int]]],
+) -> list[frozenset[int]]:
+    """`required` read off a compiled rule, as key ids, without walking its expression again:
+    a term's first key is its `term_key`, an OR's keys are one group, an AND's parts each
+    give theirs. A NEAR gives a group per side, the keys of every term on it (the condition
+    `decide.run` asks first); a NOT or a field scope is asked of `expr_groups`."""
+    kind = type(program)
+    if kind is int:
+        return [frozenset((program,))]  # type: ignore[arg-type]
+    if kind is frozenset:
+        return [program]  # type: ignore[list-item]
+    if kind is bool:
+        return []
+    what, part = program[0], program[1]  # type: ignore[index]
+    if what == "term":
+        return [frozenset((part if type(part) is int else part[0],))]
+    if what == "near":
+        left: frozenset[int] = program[2]  # type: ignore[index]
+        right: frozenset[int] = program[3]  # type: ignore[index]
+        return [left, right]
+    if what == "expr":
+        return expr_groups(part)
+    if what == "all":
+        return [group for child in part for group in program_groups(child, cost, expr_groups)]
+    best = []  # "any": one of its parts
+    for child in part:
+        groups = program_groups(child, cost, expr_groups)
+        if not groups:
+            return []
+        best.append(groups[0] if len(groups) == 1 else min(groups, key=cost))
+    return [frozenset().union(*best)]
+
+
 def _intern(program: Program, interned: dict[Any, Any]) -> Program:
     """Equal sets of keys stored once: rules share alias sets."""
     if type(program) is frozenset:
@@ -233,18 +269,33 @@ class RuleIndex:
         self._keyed: list[array[int] | None] = [None] * len(self.rules)
         compiled = array("I")  # the first key id of each term compiled, in query order
 
+        costs: list[float] = []  # each key's `frequency`, by id
+
+        def key_id(key: str) -> int:
+            found = keys.get(key)
+            if found is None:
+                found = keys[key] = len(keys)
+                costs.append(frequency(key))
+            return found
+
         def key_ids(
             term: Term,
         ) -> list[int]:  # the key that tells it, or every word's, rarest first
             key = exact_key(term)
             if key is not None:
-                ids = [keys.setdefault(key, len(keys))]
+                ids = [key_id(key)]
             else:
                 words = zip(term.words, term.prefixes, strict=True)
                 found = dict.fromkeys([term_key(term), *(word_key(w, p) for w, p in words)])
-                ids = [keys.setdefault(key, len(keys)) for key in found]
+                ids = [key_id(key) for key in found]
             compiled.append(ids[0])
             return ids
+
+        def cost(group: frozenset[int]) -> float:
+            return sum(map(costs.__getitem__, group))
+
+        def expr_groups(expr: Expr) -> list[frozenset[int]]:
+            return [frozenset(map(key_id, group)) for group in required(expr)]
 
         for position, rule in enumerate(self.rules):
             expr = rule.expr
@@ -252,7 +303,6 @@ class RuleIndex:
                 expr = parse_query(rule.query)
                 rule = replace(rule, expr=expr)
             self._evaluated.append(rule)
-            groups = required(expr) if isinstance(expr, EXPR_TYPES) else []
             program: Program = True  # not a parsed query: `match_rule` says why
             if isinstance(expr, EXPR_TYPES):
                 every_field = set(FIELDS) <= set(rule.fields)
@@ -262,8 +312,8 @@ class RuleIndex:
                 if plain and len(plain) == len(compiled) and one_term_per_text(plain):
                     self._keyed[position] = compiled[:]  # compiled in query order
             self._programs.append(program)
-            ranked = sorted(set(groups), key=_cost)  # rarest first
-            filer.file([[keys.setdefault(key, len(keys)) for key in group] for group in ranked])
+            groups = program_groups(program, cost, expr_groups)
+            filer.file([list(group) for group in sorted(set(groups), key=cost)])  # rarest first
         self._filing = filer.packed(len(keys))
         self._limited = any(rule.feeds is not None for rule in self.rules)
         # Two automata: the keys of words (each starting with a space) for the fields' words,
@@ -271,8 +321,8 @@ class RuleIndex:
         # also stands; scanning the words for them too found most of them twice.
         self._automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         self._hangul = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-        for key, key_id in keys.items():
-            (self._automaton if key.startswith(" ") else self._hangul).add_word(key, key_id)
+        for key, number in keys.items():
+            (self._automaton if key.startswith(" ") else self._hangul).add_word(key, number)
         for automaton in (self._automaton, self._hangul):
             if len(automaton):
                 automaton.make_automaton()

@@ -17,10 +17,20 @@ from hypothesis import strategies as st
 from bot.app import App, fetch_policy
 from bot.clock import FixedClock
 from bot.config import load_config
-from bot.decide import Page, Spans, decide
+from bot.decide import Page, Spans, compile_rule, decide, exact_key
 from bot.errors import IndexMissing
+from bot.expr import Expr, Term
 from bot.fetch import Fetcher
-from bot.index import RuleIndex, Shipped, receive, required, word_key
+from bot.index import (
+    RuleIndex,
+    Shipped,
+    frequency,
+    program_groups,
+    receive,
+    required,
+    term_key,
+    word_key,
+)
 from bot.match import Document, match_rule
 from bot.models import FIELDS, Article, Rule, RuleMatch
 from bot.query import parse_query, parse_term
@@ -203,6 +213,51 @@ def test_a_rule_is_filed_under_a_required_group() -> None:
     assert frozenset({" wartime operational control "}) in groups  # a phrase's words in order
     assert required(parse_query("x NOT y", check=False)) == [frozenset({" x "})]
     assert required(parse_query("NOT y", check=False)) == []
+
+
+@pytest.mark.parametrize("every_field", [True, False])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "a AND (b OR c)",
+        '(a OR b) AND "wartime operational control" NOT c',
+        "x NOT y",
+        "NOT y",
+        "(a OR b) AND title:(c OR d)",
+        "(a OR b) NEAR/5 (c OR dd*)",
+        "(a NEAR/3 b) AND (c OR d)",
+        "(a AND b) OR c",
+        "(a AND b) OR (c AND NOT d)",
+        "주한미군 AND ({US} OR usfk)",
+        '"주한 미군" OR troop* OR "south kor*"',
+        "troop* AND (a OR (b AND (c OR d)))",
+    ],
+)
+def test_groups_read_off_a_compiled_rule_are_its_required_groups(
+    query: str, every_field: bool
+) -> None:
+    expr = parse_query(query, check=False)
+    ids: dict[str, int] = {}
+
+    def key_ids(term: Term) -> list[int]:  # as the index numbers a term's keys
+        key = exact_key(term)
+        words = zip(term.words, term.prefixes, strict=True)
+        found = [key] if key else [term_key(term), *(word_key(w, p) for w, p in words)]
+        return [ids.setdefault(k, len(ids)) for k in dict.fromkeys(found)]
+
+    def expr_groups(part: Expr) -> list[frozenset[int]]:
+        return [frozenset(ids.setdefault(k, len(ids)) for k in g) for g in required(part)]
+
+    def cost(group: frozenset[int]) -> float:
+        names = {v: k for k, v in ids.items()}
+        return sum(frequency(names[i]) for i in group)
+
+    program = compile_rule(expr, every_field, key_ids)
+    groups = program_groups(program, cost, expr_groups)
+    names = {v: k for k, v in ids.items()}
+    assert sorted(sorted(names[i] for i in g) for g in groups) == sorted(
+        sorted(g) for g in required(expr)
+    )
 
 
 def test_rule_without_required_term_is_still_evaluated() -> None:
