@@ -7,6 +7,7 @@ import pickle
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from bot.decide import Page, Spans, compile_rule, decide, exact_key
 from bot.errors import IndexMissing
 from bot.expr import Expr, Term
 from bot.fetch import Fetcher
+from bot.hits import _hit
 from bot.index import (
     RuleIndex,
     Shipped,
@@ -32,7 +34,7 @@ from bot.index import (
     word_key,
 )
 from bot.match import Document, match_rule
-from bot.models import FIELDS, Article, Rule, RuleMatch
+from bot.models import FIELDS, Article, Hit, Rule, RuleMatch
 from bot.query import parse_query, parse_term
 from bot.runtime import Runtime, make_worker_pool
 from bot.slack import SlackSender
@@ -729,3 +731,11 @@ def test_a_worker_is_sent_the_index_once_per_rule_load_and_polls_name_it_after(
             await app.close()
 
     asyncio.run(scenario())
+
+
+def test_a_hit_made_without_its_init_equals_the_dataclass_made_with_it() -> None:
+    made = _hit("USFK", "title", 3, 7, "forces")
+    assert made == Hit("USFK", "title", 3, 7, "forces")
+    assert hash(made) == hash(Hit("USFK", "title", 3, 7, "forces"))
+    # every field is set: a field added to Hit must be added to `_hit` too
+    assert set(vars(made)) == {f.name for f in fields(Hit)}
