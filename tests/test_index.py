@@ -515,18 +515,12 @@ def test_index_equals_reference_on_random_rules_and_texts() -> None:
     assert share > 0.3, f"only {share:.0%} of the articles matched a rule"
 
 
-@st.composite
-def and_of_ors(draw: st.DrawFn) -> str:
-    groups = draw(st.lists(st.lists(terms(), min_size=1, max_size=4), min_size=1, max_size=3))
-    return " AND ".join("(" + " OR ".join(group) + ")" for group in groups)
+def agrees_with_reference(queries: st.SearchStrategy[str], examples: int) -> None:
+    """The index's matches, hits included, are the reference's for random rules and texts."""
 
-
-def test_and_of_ors_equal_the_reference_on_random_rules_and_texts() -> None:
-    """The usual rule's shape, whose hits come from its terms' keys and places."""
-
-    @settings(max_examples=120, deadline=None, derandomize=True, database=None)
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None)
     @given(
-        st.lists(and_of_ors(), min_size=1, max_size=4),
+        st.lists(queries, min_size=1, max_size=4),
         st.lists(st.tuples(texts(), texts(), texts()), min_size=1, max_size=3),
     )
     def agree(queries: list[str], articles: list[tuple[str, str, str]]) -> None:
@@ -537,6 +531,18 @@ def test_and_of_ors_equal_the_reference_on_random_rules_and_texts() -> None:
             assert index.matches(article) == reference(article, rules)
 
     agree()
+
+
+@st.composite
+def and_of_ors(draw: st.DrawFn) -> str:
+    groups = draw(st.lists(st.lists(terms(), min_size=1, max_size=4), min_size=1, max_size=3))
+    return " AND ".join("(" + " OR ".join(group) + ")" for group in groups)
+
+
+def test_and_of_ors_equal_the_reference_on_random_rules_and_texts() -> None:
+    """The usual rule's shape, whose hits come from its terms' keys and places."""
+
+    agrees_with_reference(and_of_ors(), examples=120)
 
 
 @st.composite
@@ -554,19 +560,7 @@ def ands_with_nears(draw: st.DrawFn) -> str:
 def test_and_of_ors_and_nears_equal_the_reference_on_random_rules_and_texts() -> None:
     """Rules of ORs and NEARs under an AND, whose hits come from their terms' places."""
 
-    @settings(max_examples=100, deadline=None, derandomize=True, database=None)
-    @given(
-        st.lists(ands_with_nears(), min_size=1, max_size=4),
-        st.lists(st.tuples(texts(), texts(), texts()), min_size=1, max_size=3),
-    )
-    def agree(queries: list[str], articles: list[tuple[str, str, str]]) -> None:
-        rules = [rule(q, name=f"r{i}") for i, q in enumerate(queries)]
-        index = RuleIndex(rules)
-        for title, summary, content in articles:
-            article = make_article(title=title, summary=summary, content=content)
-            assert index.matches(article) == reference(article, rules)
-
-    agree()
+    agrees_with_reference(ands_with_nears(), examples=100)
 
 
 def test_decisions_equal_the_reference_on_random_rules_and_texts() -> None:
