@@ -182,19 +182,28 @@ class Handler(BaseHTTPRequestHandler):
         with owner._lock:
             owner.in_flight += 1
             owner.most_in_flight = max(owner.most_in_flight, owner.in_flight)
+        self._answering = True
         try:
             if route is None:
                 self.respond(404, b"no such route", {"Content-Type": "text/plain"})
             else:
                 route(self)
         finally:
-            with owner._lock:
-                owner.in_flight -= 1
+            self._answered()
+
+    def _answered(self) -> None:
+        """The request is no longer in flight: said before its answer is written, since a
+        client that has read the answer may send its next request before this thread runs on."""
+        if getattr(self, "_answering", False):
+            self._answering = False
+            with self.server.owner._lock:
+                self.server.owner.in_flight -= 1
 
     def log_message(self, format: str, *args: object) -> None:
         pass
 
     def respond(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self._answered()
         self.close_connection = True
         self.send_response(status)
         for name, value in headers.items():
